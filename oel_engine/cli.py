@@ -1,0 +1,368 @@
+"""`oel`: the headless command line. Progress bars and tables by default, `--json` for scripts.
+
+Every user-facing failure is an OelError printed as one line (exit code 2); Ctrl-C stops the
+work between two turns, keeps what was finished, and exits with code 130.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .config import EVAL_SEED_BASE, GAMES, GameConfig, ModelConfig, SamplingConfig
+from .errors import OelError, Stopped
+from .events import Event, Progress as ProgressEvent, StageFinished, StageStarted, StopFlag
+from .render import board_text
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Online Experiential Learning on Frozen Lake and Sokoban, headless. The TUI is `oel-tui`.",
+)
+console = Console(stderr=True)
+out = Console()
+
+POLICIES = ("random", "model", "human")
+
+
+# -- shared options -----------------------------------------------------------------------------
+
+
+def _game_config(game: str, size: int, holes: int, room: int, boxes: int, max_turns: int) -> GameConfig:
+    if game not in GAMES:
+        raise OelError(f"unknown game '{game}': choose one of {', '.join(GAMES)}")
+    if max_turns < 1:
+        raise OelError("--max-turns must be at least 1")
+    config = GameConfig(name=game, size=size, holes=holes, room=room, boxes=boxes, max_turns=max_turns)
+    from .games import make_game
+
+    make_game(config)  # validates sizes with a clear message
+    return config
+
+
+def _check_policy(policy: str, allowed=POLICIES) -> str:
+    if policy not in allowed:
+        raise OelError(f"unknown policy '{policy}': choose one of {', '.join(allowed)}")
+    return policy
+
+
+@contextmanager
+def _stop_on_ctrl_c(stop: StopFlag):
+    """First Ctrl-C asks the work to stop after the current turn; a second one aborts."""
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        console.print("[yellow]Stopping after the current step (Ctrl-C again to abort)...[/]")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class ProgressView:
+    """Turns engine events into rich progress bars (or nothing, in --json mode)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if not self.enabled:
+            return
+        if isinstance(event, StageStarted):
+            self.tasks[event.stage] = self.progress.add_task(event.stage, total=event.total, detail=event.detail)
+        elif isinstance(event, ProgressEvent) and event.stage in self.tasks:
+            self.progress.update(self.tasks[event.stage], completed=event.done, detail=event.detail[:50])
+        elif isinstance(event, StageFinished) and event.stage in self.tasks:
+            self.progress.update(self.tasks.pop(event.stage), detail=f"done in {event.seconds:.0f} s")
+
+
+def _status(message: str) -> None:
+    console.print(f"[dim]{message}[/]")
+
+
+def _load_model(model: str, adapter: Optional[str], device: str, thinking: bool, allow_download: bool, batch: int):
+    from .model.loader import load_language_model
+
+    return load_language_model(
+        ModelConfig(model=model, adapter=adapter, device=device, thinking=thinking,
+                    allow_download=allow_download, batch_size=batch),
+        status=_status,
+    )
+
+
+def _human_asker(stop: StopFlag):
+    def ask(request) -> str:
+        out.print()
+        out.print(board_text(request.board))
+        legal = ", ".join(request.legal_moves)
+        while True:
+            answer = console.input(f"turn {request.turn + 1} - your move ({legal}; w/a/s/d works; q quits): ").strip().lower()
+            if answer in ("q", "quit", "exit"):
+                stop.set()
+                raise Stopped("you quit")
+            if answer in ("up", "down", "left", "right", "w", "a", "s", "d"):
+                return f"[{answer}]"
+            console.print("[red]Type up, down, left, right (or w, a, s, d).[/]")
+
+    return ask
+
+
+def _metrics_table(title: str, summary: dict) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("spread (sd over samples)", justify="right")
+    for key in ("pass_rate", "legal_action_rate", "mean_response_tokens", "mean_turns"):
+        value = summary.get(key, 0.0)
+        spread = summary.get(f"{key}_std")
+        fmt = "{:.1%}" if key.endswith("rate") else "{:.2f}"
+        table.add_row(key, fmt.format(value), "" if spread is None else fmt.format(spread))
+    table.add_row("episodes", str(summary.get("episodes")), "")
+    return table
+
+
+def _sampling(temperature: float, top_p: float, top_k: int, max_new_tokens: int) -> SamplingConfig:
+    if temperature < 0 or not 0 < top_p <= 1 or top_k < 0 or max_new_tokens < 1:
+        raise OelError("sampling needs temperature >= 0, 0 < top-p <= 1, top-k >= 0, max-new-tokens >= 1")
+    return SamplingConfig(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens)
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+GameOpt = typer.Option("frozenlake", "--game", help="frozenlake or sokoban")
+SizeOpt = typer.Option(3, "--size", help="Frozen Lake grid side (paper: 3)")
+HolesOpt = typer.Option(2, "--holes", help="Frozen Lake holes (paper: 2)")
+RoomOpt = typer.Option(6, "--room", help="Sokoban room side (paper: 6)")
+BoxesOpt = typer.Option(1, "--boxes", help="Sokoban boxes (paper: 1)")
+TurnsOpt = typer.Option(5, "--max-turns", help="model calls per game, invalid ones included")
+ModelOpt = typer.Option("embedded", "--model", help="embedded, a Hugging Face id, or a local folder")
+AdapterOpt = typer.Option(None, "--adapter", help="a PEFT LoRA adapter folder")
+DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda")
+ThinkOpt = typer.Option(False, "--thinking/--no-thinking", help="Qwen3-style thinking in the chat template")
+DownloadOpt = typer.Option(False, "--allow-download", help="let transformers download a missing Hugging Face model")
+SavesOpt = typer.Option(None, "--saves", help="folder of runs (default: $OEL_SAVES or ./saves)")
+JsonOpt = typer.Option(False, "--json", help="print one JSON object as the last line; no progress bars")
+TempOpt = typer.Option(0.7, "--temperature", help="0 = greedy")
+TopPOpt = typer.Option(0.8, "--top-p")
+TopKOpt = typer.Option(20, "--top-k")
+MaxNewOpt = typer.Option(256, "--max-new-tokens")
+BatchOpt = typer.Option(32, "--batch", help="games whose turns share one model batch")
+
+
+@app.command()
+def play(
+    game: str = GameOpt,
+    policy: str = typer.Option("random", "--policy", help="random, model or human"),
+    episodes: int = typer.Option(4, "--episodes", help="games to play"),
+    seed: int = typer.Option(0, "--seed", help="first map seed (seeds S, S+1, ...)"),
+    model: str = ModelOpt,
+    adapter: Optional[str] = AdapterOpt,
+    run: Optional[str] = typer.Option(None, "--run", help="run to save into (default: a new play-<time> run)"),
+    json_out: bool = JsonOpt,
+    saves: Optional[Path] = SavesOpt,
+    size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
+    temperature: float = TempOpt, top_p: float = TopPOpt, top_k: int = TopKOpt, max_new_tokens: int = MaxNewOpt,
+    device: str = DeviceOpt, thinking: bool = ThinkOpt, allow_download: bool = DownloadOpt, batch: int = BatchOpt,
+):
+    """Play games with a policy; every game is saved to a run."""
+    from .evaluation import episode_metrics
+    from .policies import HumanPolicy, ModelPolicy, RandomPolicy
+    from .rollout import play_episodes
+    from .storage import RunStore, new_run_name, saves_root
+
+    game_config = _game_config(game, size, holes, room, boxes, max_turns)
+    _check_policy(policy)
+    if episodes < 1:
+        raise OelError("--episodes must be at least 1")
+    if seed < 0 or seed + episodes > EVAL_SEED_BASE:
+        raise OelError(f"--seed must be between 0 and {EVAL_SEED_BASE - episodes} (higher seeds are held out for evaluation)")
+    sampling = _sampling(temperature, top_p, top_k, max_new_tokens)
+    stop = StopFlag()
+    lm = _load_model(model, adapter, device, thinking, allow_download, batch) if policy == "model" else None
+    if policy == "model":
+        chosen = ModelPolicy(lm, sampling, seed=seed, batch_size=batch)
+        chosen.should_stop = stop.is_set
+    elif policy == "human":
+        chosen = HumanPolicy(_human_asker(stop))
+    else:
+        chosen = RandomPolicy(seed)
+    run_name = run or new_run_name("play")
+    saved = []
+    with RunStore(saves_root(saves), run_name) as store, _stop_on_ctrl_c(stop):
+        store.set_meta(game=game, game_config=game_config.__dict__, model=lm.name if lm else policy)
+
+        def save(episode):
+            store.add_episodes([episode])
+            saved.append(episode)
+
+        try:
+            with ProgressView(enabled=not json_out and policy != "human") as view:
+                play_episodes(
+                    game_config, list(range(seed, seed + episodes)), chosen,
+                    concurrent=1 if policy == "human" else batch, on_event=view, on_episode=save, stop=stop,
+                )
+        except Stopped:
+            console.print(f"[yellow]Stopped: {len(saved)} finished game(s) saved in run '{run_name}'.[/]")
+            if not saved:
+                raise typer.Exit(130)
+    summary = {**episode_metrics(saved), "run": run_name, "game": game, "policy": policy}
+    if policy == "human" or not json_out:
+        for e in saved:
+            status = "[green]won[/]" if e.success else "[red]lost[/]"
+            out.print(f"seed {e.seed}: {status} in {len(e.turns)} turn(s) - {e.outcome.reason}")
+    _finish(summary, json_out, f"play: {game_config.label()}, policy {policy}, run {run_name}")
+    if stop.is_set():
+        raise typer.Exit(130)
+
+
+@app.command("eval")
+def evaluate_cmd(
+    game: str = GameOpt,
+    policy: str = typer.Option("random", "--policy", help="random or model"),
+    episodes: int = typer.Option(128, "--episodes", help="held-out maps to play"),
+    samples: int = typer.Option(1, "--samples", help="repeats over sampling seeds (mean and spread)"),
+    experience: Optional[Path] = typer.Option(None, "--experience", help="experience file to put in the prompt"),
+    model: str = ModelOpt,
+    adapter: Optional[str] = AdapterOpt,
+    run: Optional[str] = typer.Option(None, "--run", help="also save the games and the result into this run"),
+    json_out: bool = JsonOpt,
+    saves: Optional[Path] = SavesOpt,
+    size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
+    temperature: float = TempOpt, top_p: float = TopPOpt, top_k: int = TopKOpt, max_new_tokens: int = MaxNewOpt,
+    device: str = DeviceOpt, thinking: bool = ThinkOpt, allow_download: bool = DownloadOpt, batch: int = BatchOpt,
+):
+    """Pass rate, legal-action rate, response length and turns on the held-out maps."""
+    from .evaluation import evaluate
+    from .experience_file import read_experience
+    from .policies import ModelPolicy, RandomPolicy
+    from .storage import RunStore, saves_root
+
+    game_config = _game_config(game, size, holes, room, boxes, max_turns)
+    _check_policy(policy, ("random", "model"))
+    if episodes < 1 or samples < 1:
+        raise OelError("--episodes and --samples must be at least 1")
+    sampling = _sampling(temperature, top_p, top_k, max_new_tokens)
+    experience_text = read_experience(experience) if experience else None
+    stop = StopFlag()
+    lm = _load_model(model, adapter, device, thinking, allow_download, batch) if policy == "model" else None
+
+    def make_policy(sample: int):
+        if lm is None:
+            return RandomPolicy(sample)
+        p = ModelPolicy(lm, sampling, seed=sample, batch_size=batch)
+        p.should_stop = stop.is_set
+        return p
+
+    store = RunStore(saves_root(saves), run) if run else None
+    try:
+        with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
+            result, played = evaluate(
+                game_config, make_policy, episodes, samples,
+                experience=experience_text, experience_name=str(experience) if experience else None,
+                concurrent=batch, on_event=view, stop=stop,
+            )
+        summary = {**result.summary(), "experience": str(experience) if experience else None}
+        if store:
+            store.set_meta(game=game, game_config=game_config.__dict__, model=lm.name if lm else policy)
+            store.add_episodes(played)
+            store.add_metrics({"phase": "eval", **summary})
+            summary["run"] = store.name
+    except Stopped:
+        console.print("[yellow]Stopped; an interrupted evaluation is not recorded.[/]")
+        raise typer.Exit(130)
+    finally:
+        if store:
+            store.close()
+    _finish(summary, json_out, f"eval: {game_config.label()}, policy {policy}, {samples} sample(s)")
+
+
+@app.command()
+def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
+    """List saved runs."""
+    from .storage import list_runs, saves_root
+
+    root = saves_root(saves)
+    found = list_runs(root)
+    if json_out:
+        rows = [{"name": r.name, "game": r.game, "model": r.model, "created": r.created, "episodes": r.episodes,
+                 "wins": r.wins, "last_pass_rate": r.last_pass_rate, "problem": r.problem} for r in found]
+        out.print_json(json.dumps({"saves": str(root), "runs": rows}))
+        return
+    if not found:
+        out.print(f"No runs in {root}. Start one with `oel play`.")
+        return
+    table = Table(title=f"Runs in {root}")
+    for col in ("run", "game", "model", "created", "games", "wins", "last pass rate", "note"):
+        table.add_column(col)
+    for r in found:
+        rate = "-" if r.last_pass_rate is None else f"{r.last_pass_rate:.1%}"
+        table.add_row(r.name, r.game, r.model, r.created, str(r.episodes), str(r.wins), rate, r.problem)
+    out.print(table)
+
+
+def _finish(summary: dict, json_out: bool, title: str) -> None:
+    if json_out:
+        print(json.dumps(summary))
+    else:
+        out.print(_metrics_table(title, summary))
+
+
+def main() -> None:
+    """Entry point: one-line errors, no tracebacks."""
+    try:
+        app(standalone_mode=False)
+    except OelError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("[yellow]aborted[/]")
+        sys.exit(130)
+    except Exception as exc:  # usage errors and anything unexpected: still one line
+        if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):  # click/typer usage errors
+            console.print(f"[red]error:[/] {exc.format_message()} (see --help)", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        if type(exc).__name__ == "Abort":
+            sys.exit(130)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        console.print(f"[red]error:[/] unexpected {type(exc).__name__}: {first}", highlight=False, soft_wrap=True)
+        console.print("[dim]set OEL_DEBUG=1 to see the traceback[/]")
+        import os
+
+        if os.environ.get("OEL_DEBUG"):
+            raise
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""KV-cache pieces for batched generation: a preallocated cache and a per-game prefix store.
+
+Why preallocate: transformers' DynamicLayer grows by `torch.cat` at every decode step, which
+copies the whole cache each token; with dozens of games and ~700-token prompts that copy costs
+as much as the model itself on a CPU. `BufferLayer` writes new keys/values into a buffer sized
+for the whole generation and hands the model a view.
+
+Why a prefix store: every turn prompt of a game extends the previous one (same preamble, the
+game history so far, one more board), and all games share the preamble. Keeping each game's
+prompt keys/values lets the next turn prefill only the new tokens, like vLLM's prefix caching.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Hashable, Sequence
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+
+
+class BufferLayer(DynamicLayer):
+    """A cache layer over a preallocated [batch, heads, capacity, dim] buffer."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int):
+        super().__init__()
+        batch, heads, length, dim = keys.shape
+        self._kbuf = keys.new_zeros((batch, heads, capacity, dim))
+        self._vbuf = values.new_zeros((batch, values.shape[1], capacity, values.shape[-1]))
+        self._kbuf[:, :, :length] = keys
+        self._vbuf[:, :, :length] = values
+        self._length = length
+        self.dtype, self.device = keys.dtype, keys.device
+        self.is_initialized = True
+        self._sync_views()
+
+    def _sync_views(self) -> None:
+        self.keys = self._kbuf[:, :, : self._length]
+        self.values = self._vbuf[:, :, : self._length]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        new = key_states.shape[-2]
+        end = self._length + new
+        if end > self._kbuf.shape[2]:  # grow geometrically rather than fail
+            extra = max(end - self._kbuf.shape[2], self._kbuf.shape[2] // 2)
+            pad = lambda buf: torch.cat([buf, buf.new_zeros(buf.shape[:2] + (extra,) + buf.shape[3:])], 2)
+            self._kbuf, self._vbuf = pad(self._kbuf), pad(self._vbuf)
+        self._kbuf[:, :, self._length : end] = key_states
+        self._vbuf[:, :, self._length : end] = value_states
+        self._length = end
+        self._sync_views()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self._length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._kbuf = self._kbuf[indices]
+        self._vbuf = self._vbuf[indices]
+        self._sync_views()
+
+
+class BufferCache(Cache):
+    """A transformers Cache made of BufferLayers (one per decoder layer)."""
+
+    def __init__(self, layers: list[BufferLayer]):
+        super().__init__(layers=layers)
+
+
+@dataclass
+class PrefixEntry:
+    """The keys/values of one token sequence: per layer a [1, heads, len, dim] pair."""
+
+    tokens: tuple[int, ...]
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class PrefixStore:
+    """Per-key prefix entries plus one shared root entry, bounded by a byte budget (LRU)."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget_bytes = budget_bytes
+        self._entries: OrderedDict[Hashable, PrefixEntry] = OrderedDict()
+        self.root: PrefixEntry | None = None
+        self.hit_tokens = 0
+        self.computed_tokens = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.budget_bytes > 0
+
+    def best_match(self, key: Hashable | None, tokens: Sequence[int]) -> tuple[PrefixEntry | None, int]:
+        """The entry sharing the longest prefix with `tokens`, and that length (always < len(tokens))."""
+        best, best_len = None, 0
+        candidates = [self._entries.get(key) if key is not None else None, self.root]
+        for entry in candidates:
+            if entry is None:
+                continue
+            n = min(common_prefix_length(entry.tokens, tokens), len(tokens) - 1)
+            if n > best_len:
+                best, best_len = entry, n
+        if key is not None and key in self._entries:
+            self._entries.move_to_end(key)
+        return best, best_len
+
+    def put(self, key: Hashable, entry: PrefixEntry) -> None:
+        if not self.enabled:
+            return
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        self._evict()
+
+    def set_root(self, entry: PrefixEntry) -> None:
+        if self.enabled:
+            self.root = entry
+
+    def forget(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.root = None
+
+    def _evict(self) -> None:
+        total = sum(e.nbytes for e in self._entries.values()) + (self.root.nbytes if self.root else 0)
+        while self._entries and total > self.budget_bytes:
+            _, old = self._entries.popitem(last=False)
+            total -= old.nbytes

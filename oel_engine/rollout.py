@@ -1,0 +1,106 @@
+"""Playing games: many games at once, one policy call per turn for all unfinished games.
+
+Slots are refilled as games end (turn-synchronous continuous batching), so a batch stays full
+while seeds remain. Completed episodes are handed to `on_episode` as they finish, so a caller
+can save them before a stop request ends the work between two turns.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Callable, Sequence
+
+from .config import GameConfig
+from .events import EpisodeFinished, EventSink, Progress, StageFinished, StageStarted, StopFlag, TurnPlayed, ignore
+from .games import Game, make_game
+from .policies import Policy, TurnRequest
+from .prompts import turn_messages
+from .trajectory import Episode, Outcome, Turn
+
+
+def game_options(config: GameConfig) -> dict:
+    opts = asdict(config)
+    opts.pop("name")
+    return opts
+
+
+class _Slot:
+    def __init__(self, index: int, seed: int, game: Game, episode: Episode):
+        self.index, self.seed, self.game, self.episode = index, seed, game, episode
+
+
+def play_episodes(
+    game_config: GameConfig,
+    seeds: Sequence[int],
+    policy: Policy,
+    *,
+    experience: str | None = None,
+    experience_name: str | None = None,
+    round_index: int = 0,
+    stage: str = "play",
+    concurrent: int = 32,
+    on_event: EventSink = ignore,
+    on_episode: Callable[[Episode], None] | None = None,
+    stop: StopFlag | None = None,
+) -> list[Episode]:
+    """Play one game per seed; returns the episodes in seed order. Raises Stopped if asked to stop."""
+    started = time.perf_counter()
+    total = len(seeds)
+    on_event(StageStarted(stage, total, game_config.label()))
+    pending = list(enumerate(seeds))[::-1]
+    active: list[_Slot] = []
+    finished: dict[int, Episode] = {}
+    key_prefix = f"{stage}-{id(pending)}"
+    while pending or active:
+        if stop is not None:
+            stop.check()
+        while pending and len(active) < concurrent:
+            index, seed = pending.pop()
+            game = make_game(game_config)
+            game.reset(seed)
+            episode = Episode(game_config.name, game_options(game_config), seed, policy.info,
+                              round=round_index, experience=experience_name)
+            active.append(_Slot(index, seed, game, episode))
+        requests = [
+            TurnRequest(
+                key=(key_prefix, slot.index),
+                prompt=turn_messages(slot.game.player_description, slot.game.messages, experience),
+                board=slot.game.board(),
+                legal_moves=slot.game.legal_moves(),
+                turn=slot.game.turns,
+            )
+            for slot in active
+        ]
+        replies = policy.act(requests)
+        if stop is not None:
+            stop.check()  # a reply cut short by a stop request is not a real move
+        still_active = []
+        for slot, request, reply in zip(active, requests, replies):
+            result = slot.game.step(reply.text)
+            turn = Turn(
+                index=request.turn,
+                prompt=request.prompt,
+                response=reply.text,
+                action=result.action,
+                valid=result.valid,
+                feedback=result.feedback,
+                response_tokens=reply.response_tokens,
+                prompt_tokens=reply.prompt_tokens,
+            )
+            slot.episode.turns.append(turn)
+            on_event(TurnPlayed(stage, slot.index, turn, result.board))
+            if result.done:
+                slot.episode.outcome = Outcome(result.reward or 0.0, result.reward == 1.0, result.reason)
+                policy.episode_done(request.key)
+                finished[slot.index] = slot.episode
+                if on_episode is not None:
+                    on_episode(slot.episode)
+                on_event(EpisodeFinished(stage, slot.episode))
+                on_event(Progress(stage, len(finished), total, f"seed {slot.seed}: {result.reason}"))
+            else:
+                still_active.append(slot)
+        active = still_active
+    episodes = [finished[i] for i in range(total)]
+    on_event(StageFinished(stage, time.perf_counter() - started, {"episodes": total}))
+    return episodes

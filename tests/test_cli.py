@@ -1,0 +1,71 @@
+"""The `oel` command as a user runs it (random policy: no model needed)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+REQUIRED = {"episodes", "pass_rate", "legal_action_rate", "mean_response_tokens", "mean_turns"}
+
+
+def oel(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "oel_engine.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_play_random_json_and_saves(tmp_path):
+    res = oel("play", "--game", "frozenlake", "--policy", "random", "--episodes", "5", "--seed", "3",
+              "--run", "demo", "--json", "--saves", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert REQUIRED <= set(summary) and summary["episodes"] == 5 and summary["run"] == "demo"
+    lines = (tmp_path / "demo" / "trajectories.jsonl").read_text().splitlines()
+    assert sorted(json.loads(l)["seed"] for l in lines) == [3, 4, 5, 6, 7]  # saved as each game ends
+    listed = oel("runs", "--saves", str(tmp_path), "--json")
+    assert json.loads(listed.stdout)["runs"][0]["episodes"] == 5
+
+
+def test_play_sokoban_table_output(tmp_path):
+    res = oel("play", "--game", "sokoban", "--episodes", "2", "--saves", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "pass_rate" in res.stdout and "seed 0" in res.stdout
+
+
+def test_eval_random_json(tmp_path):
+    res = oel("eval", "--game", "frozenlake", "--policy", "random", "--episodes", "16", "--samples", "2", "--json")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert REQUIRED <= set(summary) and summary["samples"] == 2 and "pass_rate_std" in summary
+
+
+def test_eval_saves_into_a_run(tmp_path):
+    res = oel("eval", "--episodes", "4", "--run", "ev", "--json", "--saves", str(tmp_path))
+    assert res.returncode == 0
+    metrics = [json.loads(l) for l in (tmp_path / "ev" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[-1]["phase"] == "eval" and metrics[-1]["episodes"] == 4
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["play", "--game", "chess"], "unknown game"),
+        (["play", "--seed", "-1"], "--seed"),
+        (["play", "--policy", "magic"], "unknown policy"),
+        (["play", "--size", "1"], "2x2"),
+        (["play", "--policy", "model", "--model", "/does/not/exist"], "does not exist"),
+        (["play", "--policy", "model", "--model", "nobody/no-such-model-xyz"], "cannot load model"),
+        (["eval", "--experience", "/no/such/file.txt"], "experience file"),
+        (["play", "--bogus-flag"], "No such option"),
+    ],
+)
+def test_bad_input_is_one_line_without_traceback(tmp_path, args, needle):
+    res = oel(*args, "--saves", str(tmp_path)) if args[0] == "play" else oel(*args)
+    assert res.returncode != 0
+    errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0]  # the whole message on one line
+    assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_runs_with_no_saves(tmp_path):
+    res = oel("runs", "--saves", str(tmp_path / "empty"))
+    assert res.returncode == 0 and "No runs" in res.stdout

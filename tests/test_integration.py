@@ -1,0 +1,70 @@
+"""Integration tests on the embedded SmolLM2-135M (part of the default suite; ~1-2 min)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from oel_engine.config import GameConfig, ModelConfig, SamplingConfig
+from oel_engine.policies import ModelPolicy
+from oel_engine.rollout import play_episodes
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    from oel_engine.model.loader import load_language_model
+
+    return load_language_model(ModelConfig())
+
+
+def test_embedded_model_is_cached_as_safetensors(smollm):
+    from oel_engine.model.loader import cache_root
+
+    folder = cache_root() / "smollm2-135m-instruct"
+    assert (folder / "config.json").is_file() and list(folder.glob("*.safetensors"))
+    assert smollm.model.num_parameters() == pytest.approx(134.5e6, rel=0.01)
+
+
+def test_embedded_batched_greedy_equals_sequential(smollm):
+    from oel_engine.games import make_game
+    from oel_engine.prompts import turn_messages
+
+    prompts = []
+    for seed in (0, 1, 2):
+        game = make_game(GameConfig())
+        game.reset(seed)
+        if seed == 2:
+            game.step("[down]")
+        prompts.append(smollm.encode_chat(turn_messages(game.player_description, game.messages)))
+    greedy = SamplingConfig(temperature=0, max_new_tokens=24)
+    seq = []
+    for p in prompts:
+        smollm.generator.reset_cache()
+        seq.append(smollm.generator.generate([p], greedy)[0].token_ids)
+    smollm.generator.reset_cache()
+    assert [g.token_ids for g in smollm.generator.generate(prompts, greedy, keys=[0, 1, 2])] == seq
+
+
+def test_embedded_model_plays_games(smollm):
+    policy = ModelPolicy(smollm, SamplingConfig(max_new_tokens=32), seed=0)
+    episodes = play_episodes(GameConfig(), [0, 1, 2], policy)
+    assert len(episodes) == 3
+    for e in episodes:
+        assert e.outcome is not None and e.policy.kind == "model"
+        assert all(t.response_tokens > 0 and t.prompt_tokens > 100 for t in e.turns)
+
+
+def test_cli_model_play_json(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "oel_engine.cli", "play", "--policy", "model", "--episodes", "2",
+         "--max-new-tokens", "24", "--json", "--saves", str(tmp_path), "--run", "m"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["episodes"] == 2 and summary["mean_response_tokens"] > 0
+    first = json.loads((tmp_path / "m" / "trajectories.jsonl").read_text().splitlines()[0])
+    assert first["policy"]["model"].startswith("SmolLM2")
