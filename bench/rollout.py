@@ -9,6 +9,7 @@ both should produce the same moves). Prints rollout_speedup=X.XX and tokens/s fo
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -56,6 +57,7 @@ def run(policy, game, seeds, concurrent):
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows up when redirected to a file
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--games", type=int, default=16)
     ap.add_argument("--game", default="frozenlake")

@@ -45,7 +45,15 @@ class StageFinished:
     summary: dict = field(default_factory=dict)
 
 
-Event = Union[StageStarted, Progress, EpisodeFinished, TurnPlayed, StageFinished]
+@dataclass
+class MetricsRecorded:
+    """A metrics record just written (a consolidation step, an evaluation); drives live charts."""
+
+    stage: str
+    record: dict
+
+
+Event = Union[StageStarted, Progress, EpisodeFinished, TurnPlayed, StageFinished, MetricsRecorded]
 EventSink = Callable[[Event], None]
 
 

@@ -22,6 +22,7 @@ class TurnRequest:
     board: Board
     legal_moves: list[str]
     turn: int
+    sampling_seed: int | None = None  # a per-game random stream, so a game replays the same after a resume
 
 
 @dataclass
@@ -101,6 +102,20 @@ class ModelPolicy:
         self.info = PolicyInfo("model", lm.name, lm.config.adapter)
         self.should_stop: Callable[[], bool] | None = None
 
+        self._game_generators: dict = {}
+
+    def _generators(self, chunk):
+        if any(r.sampling_seed is None for r in chunk):
+            return self.torch_generator
+        import torch
+
+        out = []
+        for r in chunk:
+            if r.key not in self._game_generators:
+                self._game_generators[r.key] = torch.Generator(device=self.lm.device).manual_seed(r.sampling_seed)
+            out.append(self._game_generators[r.key])
+        return out
+
     def act(self, requests):
         replies = []
         for start in range(0, len(requests), self.batch_size):
@@ -109,7 +124,7 @@ class ModelPolicy:
                 [r.prompt for r in chunk],
                 self.sampling,
                 keys=[r.key for r in chunk],
-                generator=self.torch_generator,
+                generator=self._generators(chunk),
                 should_stop=self.should_stop,
             )
             replies.extend(TurnReply(o.text, len(o.token_ids), o.prompt_tokens) for o in outs)
@@ -117,3 +132,4 @@ class ModelPolicy:
 
     def episode_done(self, key) -> None:
         self.lm.generator.forget(key)
+        self._game_generators.pop(key, None)

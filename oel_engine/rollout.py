@@ -25,6 +25,10 @@ def game_options(config: GameConfig) -> dict:
     return opts
 
 
+def game_sampling_seed(sampling_seed: int, map_seed: int) -> int:
+    return (sampling_seed * 1_000_003 + map_seed) % (2**63 - 1)
+
+
 class _Slot:
     def __init__(self, index: int, seed: int, game: Game, episode: Episode):
         self.index, self.seed, self.game, self.episode = index, seed, game, episode
@@ -40,11 +44,16 @@ def play_episodes(
     round_index: int = 0,
     stage: str = "play",
     concurrent: int = 32,
+    sampling_seed: int | None = None,
     on_event: EventSink = ignore,
     on_episode: Callable[[Episode], None] | None = None,
     stop: StopFlag | None = None,
 ) -> list[Episode]:
-    """Play one game per seed; returns the episodes in seed order. Raises Stopped if asked to stop."""
+    """Play one game per seed; returns the episodes in seed order. Raises Stopped if asked to stop.
+
+    With `sampling_seed`, each game draws from its own random stream (derived from that seed and
+    the map seed), so any subset of the seeds replays exactly as in a full run (resume).
+    """
     started = time.perf_counter()
     total = len(seeds)
     on_event(StageStarted(stage, total, game_config.label()))
@@ -69,6 +78,7 @@ def play_episodes(
                 board=slot.game.board(),
                 legal_moves=slot.game.legal_moves(),
                 turn=slot.game.turns,
+                sampling_seed=None if sampling_seed is None else game_sampling_seed(sampling_seed, slot.seed),
             )
             for slot in active
         ]

@@ -17,8 +17,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,6 +84,23 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextmanager
+def atomic_directory(target: Path):
+    """Yield a temp folder beside `target`; when the block succeeds it replaces `target` whole."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def append_jsonl(path: Path, records: Iterable[dict]) -> None:
@@ -179,6 +198,12 @@ class RunStore:
             self._lock_file.close()
             raise OelError(f"run '{name}' is in use by another process (one writer per run)") from None
         self.db = self._open_index()
+        records, _ = read_jsonl(self.path / TRAJECTORIES)
+        self._episode_ids = {r.get("episode_id") for r in records}
+        if len(self.db.table("episodes")) != len(self._episode_ids):  # a crash between the two writes
+            table = self.db.table("episodes")
+            table.truncate()
+            table.insert_multiple(_index_row(Episode.from_dict(r)) for r in _dedupe(records))
 
     def _open_index(self) -> TinyDB:
         index = self.path / INDEX
@@ -225,11 +250,18 @@ class RunStore:
 
     # episodes ----------------------------------------------------------------------------
 
-    def add_episodes(self, episodes: list[Episode]) -> None:
-        if not episodes:
-            return
-        append_jsonl(self.path / TRAJECTORIES, (e.to_dict() for e in episodes))
-        self.db.table("episodes").insert_multiple(_index_row(e) for e in episodes)
+    def add_episodes(self, episodes: list[Episode]) -> int:
+        """Append episodes not saved before (by episode_id); returns how many were new."""
+        fresh = [e for e in episodes if e.episode_id not in self._episode_ids]
+        if not fresh:
+            return 0
+        append_jsonl(self.path / TRAJECTORIES, (e.to_dict() for e in fresh))
+        self._episode_ids.update(e.episode_id for e in fresh)
+        self.db.table("episodes").insert_multiple(_index_row(e) for e in fresh)
+        return len(fresh)
+
+    def has_episode(self, episode_id: str) -> bool:
+        return episode_id in self._episode_ids
 
     def episodes(self) -> list[Episode]:
         return load_episodes(self.path)
@@ -238,12 +270,33 @@ class RunStore:
         record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
         append_jsonl(self.path / METRICS, [record])
 
+    def metrics(self) -> list[dict]:
+        return read_jsonl(self.path / METRICS)[0]
+
+    def drop_metrics(self, predicate) -> int:
+        """Remove metric records matching `predicate` (work that will be redone after a resume)."""
+        records = self.metrics()
+        kept = [r for r in records if not predicate(r)]
+        if len(kept) != len(records):
+            atomic_write_text(self.path / METRICS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+        return len(records) - len(kept)
+
+
+def _dedupe(records: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for r in records:
+        if r.get("episode_id") not in seen:
+            seen.add(r.get("episode_id"))
+            out.append(r)
+    return out
+
 
 def _index_row(e: Episode) -> dict:
     return {
         "episode_id": e.episode_id,
         "seed": e.seed,
         "round": e.round,
+        "stage": e.stage,
         "policy": e.policy.kind,
         "success": e.success,
         "reward": e.outcome.reward if e.outcome else None,
@@ -254,7 +307,7 @@ def _index_row(e: Episode) -> dict:
 def load_episodes(run_path: Path) -> list[Episode]:
     records, bad = read_jsonl(Path(run_path) / TRAJECTORIES)
     episodes = []
-    for r in records:
+    for r in _dedupe(records):
         try:
             episodes.append(Episode.from_dict(r))
         except (KeyError, TypeError):
@@ -286,7 +339,8 @@ def summarize_run(path: Path) -> RunSummary:
         problem = f"index unreadable ({type(exc).__name__}); it is rebuilt when the run is next opened"
         rows = [_index_row(e) for e in load_episodes(path)]
     metrics, _ = read_jsonl(path / METRICS)
-    passes = [m["pass_rate"] for m in metrics if isinstance(m.get("pass_rate"), (int, float))]
+    passes = [m["pass_rate"] for m in metrics
+              if isinstance(m.get("pass_rate"), (int, float)) and m.get("phase") == "eval" and "sample" not in m]
     return RunSummary(
         name=path.name,
         path=path,

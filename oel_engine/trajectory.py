@@ -45,6 +45,8 @@ class Episode:
     outcome: Outcome | None = None
     round: int = 0
     experience: str | None = None  # name of the experience file in the prompt, if any
+    stage: str = "play"  # play | collect | extract | eval
+    tags: dict = field(default_factory=dict)  # stage details: extraction run/step, consolidation step
     episode_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 

@@ -34,8 +34,10 @@ class Generation:
     finished: bool  # ended with an end token (False: cut at max_new_tokens)
 
 
-def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
-    """Next token per row from [B, V] logits: greedy at temperature 0, else top-k / top-p sampling."""
+def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator=None) -> torch.Tensor:
+    """Next token per row from [B, V] logits: greedy at temperature 0, else top-k / top-p sampling.
+
+    `generator` is one torch.Generator for the batch, or a list with one per row."""
     if cfg.temperature <= 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / cfg.temperature
@@ -49,6 +51,8 @@ def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Gene
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     probs = logits.softmax(-1)
+    if isinstance(generator, (list, tuple)):  # one stream per row: a row's draws ignore its batch mates
+        return torch.cat([torch.multinomial(probs[i : i + 1], 1, generator=g) for i, g in enumerate(generator)]).squeeze(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
@@ -83,10 +87,11 @@ class BatchGenerator:
         prompts: Sequence[Sequence[int]],
         cfg: SamplingConfig,
         keys: Sequence[Hashable | None] | None = None,
-        generator: torch.Generator | None = None,
+        generator=None,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[Generation]:
-        """Sample one response per prompt. `keys` name the game each prompt belongs to, for reuse."""
+        """Sample one response per prompt. `keys` name the game each prompt belongs to, for reuse;
+        `generator` is one torch.Generator, or one per prompt (reproducible per row)."""
         if not prompts:
             return []
         keys = list(keys) if keys is not None else [None] * len(prompts)
@@ -200,7 +205,8 @@ class BatchGenerator:
         rows = torch.arange(batch, device=device)  # original row index of each live batch row
         next_pos = pos[:, -1:] + 1
         for step in range(cfg.max_new_tokens):
-            tokens = sample_next(logits, cfg, generator)
+            row_generators = [generator[r] for r in rows.tolist()] if isinstance(generator, (list, tuple)) else generator
+            tokens = sample_next(logits, cfg, row_generators)
             done_now = torch.isin(tokens, eos)
             for j, (row, tok, d) in enumerate(zip(rows.tolist(), tokens.tolist(), done_now.tolist())):
                 outputs[row].append(tok)

