@@ -98,11 +98,14 @@ class ProgressView:
         if not self.enabled:
             return
         if isinstance(event, StageStarted):
-            self.tasks[event.stage] = self.progress.add_task(event.stage, total=event.total, detail=event.detail)
+            if event.stage in self.tasks:
+                self.progress.reset(self.tasks[event.stage], total=event.total, detail=event.detail)
+            else:
+                self.tasks[event.stage] = self.progress.add_task(event.stage, total=event.total, detail=event.detail)
         elif isinstance(event, ProgressEvent) and event.stage in self.tasks:
             self.progress.update(self.tasks[event.stage], completed=event.done, detail=event.detail[:50])
         elif isinstance(event, StageFinished) and event.stage in self.tasks:
-            self.progress.update(self.tasks.pop(event.stage), detail=f"done in {event.seconds:.0f} s")
+            self.progress.update(self.tasks[event.stage], detail=f"done in {event.seconds:.0f} s")
 
 
 def _status(message: str) -> None:
@@ -327,6 +330,214 @@ def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
         rate = "-" if r.last_pass_rate is None else f"{r.last_pass_rate:.1%}"
         table.add_row(r.name, r.game, r.model, r.created, str(r.episodes), str(r.wins), rate, r.problem)
     out.print(table)
+
+
+# -- OEL rounds ------------------------------------------------------------------------------------
+
+PresetOpt = typer.Option("demo", "--preset", help="demo (CPU, embedded model) or paper (GPU, reference settings)")
+RunOpt = typer.Option(..., "--run", help="run name (created if new, resumed if it exists)")
+
+
+def _runner(store, config, json_out: bool, stop: StopFlag, view):
+    from .loop import RoundRunner
+    from .model.loader import load_language_model
+
+    lm = load_language_model(config.model, status=_status)
+    return RoundRunner(store, config, lm, on_event=view, stop=stop, status=_status)
+
+
+def _open(saves, run, new_config):
+    from .runs import open_loop_run
+    from .storage import saves_root
+
+    return open_loop_run(saves_root(saves), run, new_config)
+
+
+def _interrupted(run: str) -> None:
+    console.print(f"[yellow]Stopped. Everything finished so far is saved; the same command resumes run '{run}'.[/]")
+    raise typer.Exit(130)
+
+
+def _round_table(store) -> Table:
+    from .reporting import round_rows
+
+    table = Table(title=f"run {store.name}: held-out results per round (mean ± sd over samples)")
+    for col in ("round", "model", "pass rate", "legal actions", "response tokens", "turns"):
+        table.add_column(col)
+    for row in round_rows(store.metrics()):
+        table.add_row(str(row["round"]), row["kind"], f"{row['pass_rate']:.1%} ± {row['pass_rate_std']:.1%}",
+                      f"{row['legal_action_rate']:.1%} ± {row['legal_action_rate_std']:.1%}",
+                      f"{row['mean_response_tokens']:.1f}", f"{row['mean_turns']:.2f}")
+    return table
+
+
+@app.command()
+def loop(
+    game: str = GameOpt,
+    preset: str = PresetOpt,
+    rounds: int = typer.Option(2, "--rounds", help="OEL rounds to run (a resumed run may add more)"),
+    run: str = RunOpt,
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    thinking: bool = ThinkOpt,
+    allow_download: bool = DownloadOpt,
+    json_out: bool = JsonOpt,
+    saves: Optional[Path] = SavesOpt,
+    size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
+):
+    """Run whole OEL rounds: extract -> collect -> consolidate -> evaluate. Resumable: rerun the same command."""
+    from .presets import build
+    from .reporting import run_summary
+
+    game_config = _game_config(game, size, holes, room, boxes, max_turns)
+    model_config = ModelConfig(model=model, device=device, thinking=thinking, allow_download=allow_download)
+    config = build(preset, game_config, model_config, rounds)
+    stop = StopFlag()
+    store, config = _open(saves, run, config)
+    try:
+        with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
+            runner = _runner(store, config, json_out, stop, view)
+            runner.run(rounds)
+    except Stopped:
+        store.close()
+        _interrupted(run)
+    summary = run_summary(store.metrics())
+    if not json_out:
+        out.print(_round_table(store))
+        for entry in summary["rounds"]:
+            points = ", ".join(f"step {p['step']}: {p['pass_rate']:.1%}" for p in entry["curve"])
+            if points:
+                out.print(f"round {entry['round']} in-context curve (held-out pass rate): {points}")
+            times = ", ".join(f"{k} {v:.0f} s" for k, v in entry["seconds"].items())
+            out.print(f"round {entry['round']} seconds per stage: {times}; peak memory {entry['peak_memory_mb']:.0f} MB")
+    store.close()
+    if json_out:
+        print(json.dumps({"run": run, **summary}))
+
+
+@app.command()
+def extract(
+    run: str = RunOpt,
+    format: Optional[str] = typer.Option(None, "--format", help="structured or unstructured"),
+    runs: Optional[int] = typer.Option(None, "--runs", help="K independent extraction runs"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="N accumulation steps per run"),
+    game: str = GameOpt,
+    preset: str = PresetOpt,
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+    saves: Optional[Path] = SavesOpt,
+    size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
+):
+    """Extract experience for the run's current round (a new run starts from --preset)."""
+    from dataclasses import replace
+
+    from .artifacts import RunArtifacts
+    from .presets import build
+    from .runs import save_config
+
+    game_config = _game_config(game, size, holes, room, boxes, max_turns)
+    config = build(preset, game_config, ModelConfig(model=model, device=device), 1)
+    store, config = _open(saves, run, config)
+    art = RunArtifacts(store)
+    r = art.rounds_done()
+    overrides = {k: v for k, v in (("format", format), ("runs", runs), ("steps", steps)) if v is not None}
+    if overrides:
+        if art.snapshot_records(r):
+            store.close()
+            raise OelError(f"extraction of round {r} has started with other settings; use a new run to change them")
+        config = replace(config, extraction=replace(config.extraction, **overrides)).validate()
+        save_config(store, config)
+    stop = StopFlag()
+    try:
+        with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
+            runner = _runner(store, config, json_out, stop, view)
+            runner.extract(r)
+    except Stopped:
+        store.close()
+        _interrupted(run)
+    x = config.extraction
+    states = [art.load_state(r, k, x.steps) for k in range(x.runs)]
+    summary = {"run": run, "round": r, "runs": x.runs, "steps": x.steps,
+               "items": [len(s.items) for s in states],
+               "files": [str(art.snapshot_file(r, k, x.steps)) for k in range(x.runs)]}
+    store.close()
+    if json_out:
+        print(json.dumps(summary))
+        return
+    for k, s in enumerate(states):
+        out.print(f"[bold]run {k}[/] after step {s.step}: {len(s.items)} item(s)")
+        for item in s.items:
+            out.print(f"  - {item.text}")
+    out.print(f"Experience files: {art.root / 'experience'}")
+
+
+@app.command()
+def consolidate(
+    run: str = RunOpt,
+    loss: Optional[str] = typer.Option(None, "--loss", help="topk (reference), full, or offpolicy (baseline)"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="optimizer steps T"),
+    json_out: bool = JsonOpt,
+    saves: Optional[Path] = SavesOpt,
+):
+    """Collect deploy games and distil the round's experience into a LoRA adapter."""
+    from dataclasses import replace
+
+    from .artifacts import RunArtifacts
+    from .runs import save_config
+
+    store, config = _open(saves, run, None)
+    art = RunArtifacts(store)
+    r = art.rounds_done()
+    overrides = {k: v for k, v in (("loss", loss), ("steps", steps)) if v is not None}
+    if overrides:
+        if art.checkpoint_file(r).exists() or art.stage_done(r, "consolidate"):
+            store.close()
+            raise OelError(f"consolidation of round {r} has started with other settings; use a new run to change them")
+        config = replace(config, consolidation=replace(config.consolidation, **overrides)).validate()
+        save_config(store, config)
+    stop = StopFlag()
+    try:
+        with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
+            runner = _runner(store, config, json_out, stop, view)
+            runner.consolidate(r)
+    except Stopped:
+        store.close()
+        _interrupted(run)
+    steps_done = [m for m in store.metrics() if m.get("phase") == "consolidate" and m.get("round") == r]
+    summary = {"run": run, "round": r, "steps": len(steps_done), "adapter": str(art.adapter_dir(r)),
+               "first_loss": steps_done[0].get("loss") if steps_done else None,
+               "last_loss": steps_done[-1].get("loss") if steps_done else None}
+    store.close()
+    if json_out:
+        print(json.dumps(summary))
+        return
+    table = Table(title=f"consolidation, round {r}")
+    for col in ("step", "loss", "reverse KL", "top-k mass", "response tokens", "seconds"):
+        table.add_column(col, justify="right")
+    for m in steps_done:
+        table.add_row(str(m["step"]), f"{m.get('loss', 0):.4f}", f"{m.get('reverse_kl', 0):.4f}",
+                      f"{m.get('topk_mass', 0):.3f}", f"{m.get('mean_response_tokens', 0):.1f}", f"{m.get('seconds', 0):.1f}")
+    out.print(table)
+    out.print(f"Adapter: {summary['adapter']}")
+
+
+@app.command()
+def merge(
+    run: str = typer.Option(..., "--run"),
+    out_dir: Path = typer.Option(..., "--out", help="folder for the merged Hugging Face checkpoint"),
+    round_index: Optional[int] = typer.Option(None, "--round", help="last round to include (default: all)"),
+    saves: Optional[Path] = SavesOpt,
+):
+    """Merge the run's LoRA adapters (rounds 0..R, in order) into a full Hugging Face checkpoint."""
+    from .merge import merge_run
+
+    store, config = _open(saves, run, None)
+    try:
+        target = merge_run(store, config, out_dir, round_index, status=_status)
+    finally:
+        store.close()
+    out.print(f"Merged checkpoint written to {target}")
 
 
 def _finish(summary: dict, json_out: bool, title: str) -> None:

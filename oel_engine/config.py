@@ -86,6 +86,112 @@ class EvalConfig:
     """Sampling during evaluation (paper: T 0.7, top_p 0.8, top_k 20)."""
 
 
+@dataclass(frozen=True)
+class ExtractionConfig:
+    """Accumulative experience extraction (method.md, step 1)."""
+
+    runs: int = 10
+    """K independent runs (they differ only in sampling seed); run as one batch."""
+    steps: int = 20
+    """N accumulation steps per run; each plays one game and writes 1-2 items."""
+    use_step: int | None = None
+    """The snapshot step used for consolidation (default N/2; never chosen by reward)."""
+    format: str = "structured"
+    """`structured` (only "- EXPERIENCE ITEM:" lines kept) or `unstructured` (free text)."""
+    accumulate: bool = True
+    """Show the experience so far to the extractor (off: each step sees only its trajectory)."""
+    budget_tokens: int = 2048
+    """Experience text is cut from the front to this many tokens (most recent whole items kept)."""
+    max_new_tokens: int = 1024
+    """Longest extractor answer."""
+    curve_every: int = 5
+    """Measure the held-out pass rate with the experience in context every this many steps (0: off)."""
+    curve_episodes: int = 32
+    """Held-out maps per extraction run at each curve point."""
+
+    @property
+    def consolidation_step(self) -> int:
+        return self.use_step if self.use_step is not None else max(1, self.steps // 2)
+
+
+@dataclass(frozen=True)
+class ConsolidationConfig:
+    """On-policy context distillation with LoRA (method.md, steps 2-3)."""
+
+    steps: int = 20
+    """Optimizer steps T per round (paper: 20 or 100)."""
+    games_per_step: int = 64
+    """Deploy games collected per training step; every turn prompt of them is a prefix."""
+    loss: str = "topk"
+    """`topk` reverse KL (reference), `full` reverse KL over the vocabulary, or `offpolicy` (baseline)."""
+    top_k: int = 256
+    """Support size of the top-k losses."""
+    renormalize: bool = False
+    """Renormalise student and teacher over the top-k support."""
+    temperature: float = 0.7
+    """Student sampling temperature; logits are divided by it in the loss."""
+    top_p: float = 1.0
+    """Student sampling nucleus mass (reference: 1.0)."""
+    max_new_tokens: int = 1024
+    """Longest student response."""
+    learning_rate: float = 1e-4
+    """LoRA learning rate (constant). Chosen by measurement: see bench/lr_sweep.py and the README."""
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    micro_batch: int = 4
+    """Sequences per forward/backward; gradients are accumulated to one optimizer step."""
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    """Modules that get LoRA adapters (names in Llama/Qwen-style models)."""
+    gradient_checkpointing: str = "auto"
+    """`auto` (on with CUDA), `on` or `off`."""
+    autocast: str = "auto"
+    """`auto` (bf16 autocast on CUDA), `bf16` or `off`."""
+    checkpoint_every: int = 1
+    """Save the adapter and optimizer state every this many steps (the resume points)."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Everything one OEL run needs; saved with the run so a resume uses the same settings."""
+
+    game: GameConfig = field(default_factory=GameConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    deploy: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.7, top_p=1.0, top_k=0, max_new_tokens=1024))
+    """Sampling while the policy plays for collection and extraction."""
+    extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
+    consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    rounds: int = 3
+    """OEL rounds (collect -> extract -> consolidate -> evaluate)."""
+    seed: int = 0
+    """Root of every random choice in the run (sampling streams, experience picks)."""
+    preset: str = "custom"
+
+    def validate(self) -> "LoopConfig":
+        from .errors import OelError
+
+        c, x = self.consolidation, self.extraction
+        problems = []
+        if not 1 <= self.rounds <= 9:
+            problems.append("rounds must be 1-9")
+        if not 1 <= c.steps <= 99 or not 1 <= c.games_per_step <= 999:
+            problems.append("consolidation steps must be 1-99 and games per step 1-999")
+        if not 1 <= x.runs <= 49 or not 1 <= x.steps <= 999:
+            problems.append("extraction runs must be 1-49 and steps 1-999")
+        if not 1 <= x.consolidation_step <= x.steps:
+            problems.append(f"the experience step must be within 1..{x.steps}")
+        if x.format not in ("structured", "unstructured"):
+            problems.append("extraction format must be structured or unstructured")
+        if c.loss not in ("topk", "full", "offpolicy"):
+            problems.append("loss must be topk, full or offpolicy")
+        if problems:
+            raise OelError("bad run configuration: " + "; ".join(problems))
+        return self
+
+
 def eval_seeds(episodes: int) -> list[int]:
     return list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
 
@@ -102,12 +208,18 @@ def from_dict(cls, data: dict):
             continue
         value = data[f.name]
         sub = _dataclass_type(f.type)
-        kwargs[f.name] = from_dict(sub, value) if sub is not None and isinstance(value, dict) else value
+        if sub is not None and isinstance(value, dict):
+            value = from_dict(sub, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
     return cls(**kwargs)
 
 
 def _dataclass_type(type_name):
-    known = {"SamplingConfig": SamplingConfig, "GameConfig": GameConfig, "ModelConfig": ModelConfig}
+    known = {"SamplingConfig": SamplingConfig, "GameConfig": GameConfig, "ModelConfig": ModelConfig,
+             "ExtractionConfig": ExtractionConfig, "ConsolidationConfig": ConsolidationConfig,
+             "EvalConfig": EvalConfig}
     return known.get(str(type_name).split("|")[0].strip())
 
 
@@ -118,6 +230,9 @@ __all__ = [
     "SamplingConfig",
     "ModelConfig",
     "EvalConfig",
+    "ExtractionConfig",
+    "ConsolidationConfig",
+    "LoopConfig",
     "eval_seeds",
     "to_dict",
     "from_dict",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .games.base import Message
 
 INTRO = "You are an agent playing a grid game."
+SITUATION_MARKER = "Current situation:\n"
 QUESTION = "What action do you take? Wrap your action in square brackets, for example [up]."
 EXPERIENCE_HEADER = (
     "Base your decisions on the experience below, learned from earlier games. "
@@ -35,7 +36,7 @@ def turn_prompt_text(player_description: str, messages: list[Message], experienc
     return (
         f"{INTRO} {player_description}\n\n"
         f"{experience_block(experience)}"
-        f"Current situation:\n{situation_text(messages)}\n\n"
+        f"{SITUATION_MARKER}{situation_text(messages)}\n\n"
         f"{QUESTION}"
     )
 
@@ -43,3 +44,18 @@ def turn_prompt_text(player_description: str, messages: list[Message], experienc
 def turn_messages(player_description: str, messages: list[Message], experience: str | None = None) -> list[dict]:
     """Chat messages for one turn (a single user message)."""
     return [{"role": "user", "content": turn_prompt_text(player_description, messages, experience)}]
+
+
+
+def insert_experience(messages: list[dict], experience: str | None) -> list[dict]:
+    """The teacher's view of a student prompt: the same messages with the experience block
+    inserted at the one place `turn_prompt_text` puts it (nothing else changes)."""
+    block = experience_block(experience)
+    if not block:
+        return messages
+    out = [dict(m) for m in messages]
+    content = out[-1]["content"]
+    if SITUATION_MARKER not in content:
+        raise ValueError("not a turn prompt: no 'Current situation:' section")
+    out[-1]["content"] = content.replace(SITUATION_MARKER, block + SITUATION_MARKER, 1)
+    return out

@@ -41,7 +41,7 @@ def build_tiny_tokenizer():
     return fast
 
 
-def build_tiny_model(vocab_size: int, seed: int = 0):
+def build_tiny_model(vocab_size: int, seed: int = 0, init_range: float = 0.02):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -49,6 +49,7 @@ def build_tiny_model(vocab_size: int, seed: int = 0):
     config = LlamaConfig(
         vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True,
+        initializer_range=init_range,
     )
     model = LlamaForCausalLM(config)
     model.eval()
@@ -67,3 +68,13 @@ def tiny_lm(tiny_tokenizer):
 
     model = build_tiny_model(len(tiny_tokenizer))
     return LanguageModel(model, tiny_tokenizer, name="tiny-random", config=ModelConfig(model="tiny"))
+
+
+@pytest.fixture()
+def sharp_lm(tiny_tokenizer):
+    """A tiny model with larger random weights: peaked distributions that context can move."""
+    from oel_engine.config import ModelConfig
+    from oel_engine.model.lm import LanguageModel
+
+    model = build_tiny_model(len(tiny_tokenizer), seed=1, init_range=0.2)
+    return LanguageModel(model, tiny_tokenizer, name="tiny-sharp", config=ModelConfig(model="tiny"))

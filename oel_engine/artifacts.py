@@ -1,0 +1,182 @@
+"""The files an OEL run leaves beside its trajectories, and the run's stage state.
+
+saves/<run>/
+  experience/round-R/run-K/step-NNN.txt   experience after step N of extraction run K (item format)
+  experience/index.jsonl                  one record per snapshot or edit: round, run, step, file,
+                                          episode, items with provenance (the latest record wins)
+  consolidation/round-R.jsonl             prefixes: {"prompt": [...], "privileged_context": "..."} + step
+  checkpoints/round-R.pt                  LoRA + optimizer state at the last checkpointed step
+  adapters/round-R/                       the round's LoRA adapter (PEFT format)
+  collect/round-R.partial.jsonl           games of an unfinished collection step (resume point)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .errors import OelError
+from .experience import ExperienceItem, ExperienceState
+from .storage import RunStore, append_jsonl, atomic_directory, atomic_write_bytes, atomic_write_text, read_jsonl
+from .trajectory import Episode
+
+STAGES = ("eval_base", "extract", "eval_in_context", "collect", "consolidate", "eval_consolidated")
+
+
+class RunArtifacts:
+    def __init__(self, store: RunStore):
+        self.store = store
+        self.root = store.path
+
+    # -- stage state ------------------------------------------------------------------------------
+
+    def stage_done(self, round_index: int, stage: str) -> bool:
+        from tinydb import Query
+
+        q = Query()
+        return bool(self.store.db.table("state").search((q.round == round_index) & (q.stage == stage)))
+
+    def mark_done(self, round_index: int, stage: str, **info) -> None:
+        if not self.stage_done(round_index, stage):
+            self.store.db.table("state").insert({"round": round_index, "stage": stage, **info})
+
+    def rounds_done(self) -> int:
+        """Rounds whose last stage has finished."""
+        done = 0
+        while self.stage_done(done, "eval_consolidated"):
+            done += 1
+        return done
+
+    # -- experience -------------------------------------------------------------------------------
+
+    @property
+    def experience_index(self) -> Path:
+        return self.root / "experience" / "index.jsonl"
+
+    def snapshot_file(self, round_index: int, run: int, step: int) -> Path:
+        return self.root / "experience" / f"round-{round_index}" / f"run-{run}" / f"step-{step:03d}.txt"
+
+    def save_snapshots(self, states: list[ExperienceState], fmt: str, episodes: dict[int, str], kind: str = "extract") -> None:
+        """Write each run's experience file, then one index record per run (the commit point)."""
+        records = []
+        for state in states:
+            path = self.snapshot_file(state.round, state.run, state.step)
+            atomic_write_text(path, state.text(fmt) + "\n")
+            records.append({
+                "round": state.round, "run": state.run, "step": state.step, "kind": kind, "format": fmt,
+                "file": str(path.relative_to(self.root)), "episode_id": episodes.get(state.run),
+                "items": [i.to_dict() for i in state.items],
+            })
+        append_jsonl(self.experience_index, records)
+
+    def snapshot_records(self, round_index: int | None = None) -> dict[tuple[int, int, int], dict]:
+        """The latest record per (round, run, step): an edit overrides the extracted snapshot."""
+        records, bad = read_jsonl(self.experience_index)
+        latest = {}
+        for r in records:
+            try:
+                key = (int(r["round"]), int(r["run"]), int(r["step"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if round_index is None or key[0] == round_index:
+                latest[key] = r
+        return latest
+
+    def load_state(self, round_index: int, run: int, step: int) -> ExperienceState:
+        record = self.snapshot_records(round_index).get((round_index, run, step))
+        if record is None:
+            return ExperienceState(round_index, run, step)
+        items = [ExperienceItem.from_dict(i) for i in record.get("items", [])]
+        return ExperienceState(round_index, run, step, items)
+
+    def experiences_for_consolidation(self, round_index: int, runs: int, step: int, fmt: str) -> list[str]:
+        """The K experience texts at the fixed step, as edited by a person if they were."""
+        texts = []
+        for run in range(runs):
+            state = self.load_state(round_index, run, step)
+            if not state.items and (round_index, run, step) not in self.snapshot_records(round_index):
+                raise OelError(f"round {round_index} has no experience for run {run} at step {step}: run extraction first")
+            texts.append(state.text(fmt))
+        return texts
+
+    def save_edit(self, state: ExperienceState, fmt: str) -> None:
+        """A person's edit (items disabled or rewritten) of one snapshot; it overrides the original."""
+        self.save_snapshots([state], fmt, {}, kind="edit")
+
+    # -- consolidation data -------------------------------------------------------------------------
+
+    def data_file(self, round_index: int) -> Path:
+        return self.root / "consolidation" / f"round-{round_index}.jsonl"
+
+    def write_data(self, round_index: int, records: list[dict]) -> None:
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        atomic_write_text(self.data_file(round_index), text)
+
+    def read_data(self, round_index: int) -> list[dict]:
+        records, bad = read_jsonl(self.data_file(round_index))
+        if bad:
+            raise OelError(f"{self.data_file(round_index)} has {bad} unreadable lines: delete it to rebuild it")
+        return records
+
+    # -- collection in progress ---------------------------------------------------------------------
+
+    def partial_file(self, round_index: int) -> Path:
+        return self.root / "collect" / f"round-{round_index}.partial.jsonl"
+
+    def partial_episodes(self, round_index: int) -> list[Episode]:
+        records, _ = read_jsonl(self.partial_file(round_index))
+        return [Episode.from_dict(r) for r in records]
+
+    def add_partial(self, round_index: int, episode: Episode) -> None:
+        append_jsonl(self.partial_file(round_index), [episode.to_dict()])
+
+    def clear_partial(self, round_index: int) -> None:
+        self.partial_file(round_index).unlink(missing_ok=True)
+
+    # -- checkpoints and adapters ---------------------------------------------------------------
+
+    def checkpoint_file(self, round_index: int) -> Path:
+        return self.root / "checkpoints" / f"round-{round_index}.pt"
+
+    def save_checkpoint(self, round_index: int, step: int, state: dict) -> None:
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save({"step": step, **state}, buffer)
+        atomic_write_bytes(self.checkpoint_file(round_index), buffer.getvalue())
+
+    def load_checkpoint(self, round_index: int) -> dict | None:
+        import torch
+
+        path = self.checkpoint_file(round_index)
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # a damaged checkpoint: keep it aside, restart the round's training
+            kept = path.with_suffix(".pt.corrupt")
+            os.replace(path, kept)
+            import logging
+
+            logging.getLogger(__name__).warning("checkpoint %s unreadable (%s); kept as %s", path, exc, kept.name)
+            return None
+
+    def adapter_dir(self, round_index: int) -> Path:
+        return self.root / "adapters" / f"round-{round_index}"
+
+    def save_adapter(self, round_index: int, save) -> Path:
+        """`save(folder)` writes the adapter; it lands under adapters/ only when complete."""
+        target = self.adapter_dir(round_index)
+        with atomic_directory(target) as tmp:
+            save(tmp)
+        return target
+
+    def adapters(self) -> list[Path]:
+        out, r = [], 0
+        while (self.adapter_dir(r) / "adapter_config.json").is_file():
+            out.append(self.adapter_dir(r))
+            r += 1
+        return out

@@ -1,0 +1,1 @@
+"""Consolidation: on-policy context distillation of experience into LoRA weights."""

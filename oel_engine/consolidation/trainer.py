@@ -1,0 +1,229 @@
+"""One consolidation step: the student samples, the frozen teacher scores, LoRA moves.
+
+The student is the model with a LoRA adapter; the teacher is the SAME weights with the adapter
+disabled (the round's starting model), whose prompt carries the experience. No second copy of
+the model is loaded. Teacher and student read the student's exact response token ids appended
+to their own prompt ids, so the scored tokens line up one to one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..config import ConsolidationConfig, SamplingConfig
+from ..errors import OelError
+from ..model.lm import LanguageModel
+from ..prompts import insert_experience
+from .losses import full_reverse_kl, topk_forward_kl, topk_reverse_kl
+
+
+@dataclass
+class Prefix:
+    """A turn prompt (no experience) and the experience the teacher gets with it."""
+
+    prompt: list[dict]
+    experience: str
+    key: str  # groups prefixes of one game (for KV reuse while sampling)
+    sampling_seed: int
+
+
+@dataclass
+class Scored:
+    student_ids: list[int]
+    teacher_ids: list[int]
+    response_len: int
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class Distiller:
+    """Owns the LoRA adapter and the optimizer for one round."""
+
+    def __init__(self, lm: LanguageModel, cfg: ConsolidationConfig):
+        from peft import LoraConfig, get_peft_model
+
+        self.lm, self.cfg = lm, cfg
+        self.device = lm.device
+        present = {name.rsplit(".", 1)[-1] for name, _ in lm.model.named_modules()}
+        targets = [m for m in cfg.target_modules if m in present]
+        if not targets:
+            raise OelError(f"none of the LoRA target modules {list(cfg.target_modules)} exist in {lm.name}")
+        lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=targets, bias="none", task_type="CAUSAL_LM")
+        self.base_model = lm.model
+        self.peft = get_peft_model(lm.model, lora)
+        lm.model = self.peft
+        lm.generator.model = self.peft
+        lm.generator.reset_cache()
+        if self._checkpointing():
+            self.peft.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            self.peft.enable_input_require_grads()
+        self.params = [p for p in self.peft.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.learning_rate, betas=(0.9, 0.999),
+                                           weight_decay=cfg.weight_decay)
+
+    # -- switches -------------------------------------------------------------------------------
+
+    def _checkpointing(self) -> bool:
+        return self.cfg.gradient_checkpointing == "on" or (
+            self.cfg.gradient_checkpointing == "auto" and self.device.type == "cuda")
+
+    def _autocast(self):
+        use = self.cfg.autocast == "bf16" or (self.cfg.autocast == "auto" and self.device.type == "cuda")
+        if not use:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    @contextlib.contextmanager
+    def teacher(self):
+        """The round's starting model: the adapter switched off."""
+        with self.peft.disable_adapter():
+            yield
+
+    # -- the step -------------------------------------------------------------------------------
+
+    def sample(self, prefixes: list[Prefix], as_teacher: bool = False) -> list[list[int]]:
+        """One response per prefix (token ids up to and including the end token)."""
+        cfg = self.cfg
+        sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0, max_new_tokens=cfg.max_new_tokens)
+        prompts = [insert_experience(p.prompt, p.experience) if as_teacher else p.prompt for p in prefixes]
+        generators = [torch.Generator(device=self.device).manual_seed(p.sampling_seed) for p in prefixes]
+        self.lm.generator.reset_cache()  # the weights changed since the last step
+        context = self.teacher() if as_teacher else contextlib.nullcontext()
+        with context, self._autocast():
+            outs = self.lm.generate(prompts, sampling, keys=[p.key for p in prefixes], generator=generators)
+        self.lm.generator.reset_cache()
+        return [o.token_ids for o in outs]
+
+    def build(self, prefixes: list[Prefix], responses: list[list[int]]) -> list[Scored]:
+        out = []
+        for p, resp in zip(prefixes, responses):
+            resp = resp or [self.lm.eos_token_ids()[0]]
+            student = self.lm.encode_chat(p.prompt) + resp
+            teacher = self.lm.encode_chat(insert_experience(p.prompt, p.experience)) + resp
+            out.append(Scored(student, teacher, len(resp)))
+        return out
+
+    def response_logits(self, sequences: list[list[int]], response_lens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits predicting each response token, [B, R, V], and the response mask [B, R].
+
+        Rows are left-padded so every response ends at the last column; only the last R+1
+        positions go through the output head."""
+        batch, longest, r_max = len(sequences), max(map(len, sequences)), max(response_lens)
+        pad = self.lm.generator.pad_id
+        ids = torch.full((batch, longest), pad, dtype=torch.long)
+        mask = torch.zeros((batch, longest), dtype=torch.long)
+        for i, seq in enumerate(sequences):
+            ids[i, longest - len(seq):] = torch.tensor(seq)
+            mask[i, longest - len(seq):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
+        out = self.peft(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=r_max + 1)
+        logits = out.logits[:, :-1, :]
+        resp_mask = torch.zeros((batch, r_max), dtype=torch.long, device=self.device)
+        for i, n in enumerate(response_lens):
+            resp_mask[i, r_max - n:] = 1
+        return logits, resp_mask
+
+    def loss_on(self, batch: list[Scored]):
+        """Loss (token mean over the batch) and stats; gradients flow only into the student."""
+        lens = [s.response_len for s in batch]
+        with torch.no_grad(), self.teacher(), self._autocast():
+            teacher_logits, _ = self.response_logits([s.teacher_ids for s in batch], lens)
+        with self._autocast():
+            student_logits, mask = self.response_logits([s.student_ids for s in batch], lens)
+        cfg = self.cfg
+        if cfg.loss == "topk":
+            return topk_reverse_kl(student_logits, teacher_logits, mask, cfg.top_k, cfg.temperature, cfg.renormalize)
+        if cfg.loss == "full":
+            return full_reverse_kl(student_logits, teacher_logits, mask, cfg.temperature)
+        return topk_forward_kl(student_logits, teacher_logits, mask, cfg.top_k, cfg.temperature)
+
+    def step(self, prefixes: list[Prefix], should_stop=None) -> dict:
+        """Sample, score, and take one optimizer step over all prefixes (micro-batched)."""
+        started = time.perf_counter()
+        self.peft.eval()  # sampling: no dropout
+        responses = self.sample(prefixes, as_teacher=self.cfg.loss == "offpolicy")
+        sampled = time.perf_counter()
+        if should_stop is not None and should_stop():
+            return {}
+        scored = self.build(prefixes, responses)
+        total_tokens = sum(s.response_len for s in scored)
+        self.peft.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums = {"loss": 0.0, "reverse_kl": 0.0, "topk_mass": 0.0}
+        # longest first keeps padding small inside each micro-batch
+        order = sorted(range(len(scored)), key=lambda i: -len(scored[i].student_ids))
+        for start in range(0, len(order), self.cfg.micro_batch):
+            chunk = [scored[i] for i in order[start:start + self.cfg.micro_batch]]
+            weight = sum(s.response_len for s in chunk) / total_tokens
+            loss, stats = self.loss_on(chunk)
+            (loss * weight).backward()
+            for k in sums:
+                sums[k] += stats[k] * weight
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.peft.eval()
+        done = time.perf_counter()
+        return {
+            **{k: round(v, 6) for k, v in sums.items()},
+            "grad_norm": round(float(grad_norm), 6),
+            "prefixes": len(prefixes),
+            "mean_response_tokens": round(total_tokens / max(1, len(scored)), 2),
+            "sample_seconds": round(sampled - started, 2),
+            "train_seconds": round(done - sampled, 2),
+            "seconds": round(done - started, 2),
+            "peak_memory_mb": round(peak_memory_mb(self.device), 1),
+        }
+
+    @torch.no_grad()
+    def evaluate_kl(self, prefixes: list[Prefix], responses: list[list[int]]) -> float:
+        """Full reverse KL(student || teacher) on fixed responses (a held-out learning signal)."""
+        scored = self.build(prefixes, responses)
+        total, tokens = 0.0, 0
+        self.peft.eval()
+        for start in range(0, len(scored), self.cfg.micro_batch):
+            chunk = scored[start:start + self.cfg.micro_batch]
+            lens = [s.response_len for s in chunk]
+            with self.teacher():
+                t_logits, _ = self.response_logits([s.teacher_ids for s in chunk], lens)
+            s_logits, mask = self.response_logits([s.student_ids for s in chunk], lens)
+            _, stats = full_reverse_kl(s_logits, t_logits, mask, self.cfg.temperature)
+            n = int(mask.sum())
+            total += stats["reverse_kl"] * n
+            tokens += n
+        return total / max(1, tokens)
+
+    # -- saving -----------------------------------------------------------------------------------
+
+    def save_adapter(self, folder) -> None:
+        self.peft.save_pretrained(str(folder))
+
+    def state(self) -> dict:
+        from peft import get_peft_model_state_dict
+
+        return {"adapter": get_peft_model_state_dict(self.peft), "optimizer": self.optimizer.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(self.peft, state["adapter"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def merge(self) -> None:
+        """Fold the adapter into the base: the next round's policy and teacher."""
+        merged = self.peft.merge_and_unload()
+        self.lm.model = merged
+        self.lm.generator.model = merged
+        self.lm.generator.reset_cache()

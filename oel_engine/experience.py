@@ -1,0 +1,118 @@
+"""Experience extraction: the model reads its own trajectories and writes down what it learned.
+
+K independent runs (differing only in sampling seed) each take N accumulation steps. A step
+plays ONE game with the current policy (no experience in its prompt); the same model then reads
+that trajectory plus the experience so far and writes 1-2 new items. Items are appended and the
+text is cut from the front to a token budget (the most recent whole items stay). Every step's
+experience is saved, with provenance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .experience_file import ITEM_PREFIX, format_items, parse_items
+from .model.lm import strip_thinking
+from .trajectory import Episode
+
+FORMATS = ("structured", "unstructured")
+MAX_RESPONSE_CHARS = 800  # per turn, in the extractor's view of a trajectory
+
+
+@dataclass
+class ExperienceItem:
+    """One learned item and where it came from."""
+
+    text: str
+    round: int
+    run: int
+    step: int
+    episode_id: str
+    source: str = "model"  # model | human (the episode's player)
+    enabled: bool = True
+    edited: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExperienceItem":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class ExperienceState:
+    """One extraction run's accumulated items (what a snapshot file holds)."""
+
+    round: int
+    run: int
+    step: int = 0
+    items: list[ExperienceItem] = field(default_factory=list)
+
+    def text(self, fmt: str = "structured") -> str:
+        active = [i.text for i in self.items if i.enabled]
+        return format_items(active) if fmt == "structured" else "\n\n".join(active)
+
+
+def trajectory_text(episode: Episode) -> str:
+    """Per turn: what the environment showed and what the player answered; then the result."""
+    lines = []
+    for turn in episode.turns:
+        if turn.index == 0:
+            shown = turn.prompt[-1]["content"].split("Current situation:\n", 1)[-1].rsplit("\n\nWhat action", 1)[0]
+        else:
+            shown = episode.turns[turn.index - 1].feedback
+        answer = strip_thinking(turn.response)[:MAX_RESPONSE_CHARS] or "(empty answer)"
+        lines.append(f"Turn {turn.index + 1}\nEnvironment:\n{shown.strip()}\nYour output:\n{answer.strip()}")
+    outcome = episode.outcome
+    result = "SUCCESS" if outcome and outcome.success else "FAILURE"
+    reason = outcome.reason if outcome else "unfinished"
+    lines.append(f"Final result: {result}. {reason}")
+    return "\n\n".join(lines)
+
+
+def extraction_prompt(episode: Episode, previous: str | None, fmt: str = "structured") -> list[dict]:
+    """The extractor's chat prompt for one trajectory."""
+    if fmt == "structured":
+        how = (
+            f'Write 1-2 new items. Each item is ONE line that starts with "{ITEM_PREFIX}". '
+            "Write nothing else."
+        )
+    else:
+        how = "Write 1-2 short new lessons as plain text."
+    previous_block = previous.strip() if previous and previous.strip() else "(none yet)"
+    content = (
+        "You played a grid game as an agent. Below is the whole game: what the environment showed "
+        "you each turn and what you answered, and how the game ended.\n\n"
+        f"{trajectory_text(episode)}\n\n"
+        f"Experience you wrote down before:\n{previous_block}\n\n"
+        "Task: work out the rules of the game and what makes a game win or lose, and write down "
+        "general lessons that will help in future games. Keep them general, not tied to this map. "
+        f"Do not repeat the experience above. {how}"
+    )
+    return [{"role": "user", "content": content}]
+
+
+def parse_extraction(text: str, fmt: str = "structured", max_items: int = 2) -> list[str]:
+    """New item texts from the extractor's answer (thinking removed).
+
+    Structured: only lines in the item format count (at most `max_items`). Unstructured: the whole
+    answer is one item. Returns [] for an answer with nothing usable (counted by the caller).
+    """
+    answer = strip_thinking(text)
+    if fmt == "structured":
+        return parse_items(answer)[:max_items]
+    answer = answer.strip()
+    return [answer] if answer else []
+
+
+def truncate_items(items: list[ExperienceItem], budget_tokens: int, count_tokens, fmt: str = "structured") -> list[ExperienceItem]:
+    """Keep the most recent whole items whose text fits in `budget_tokens`."""
+    kept: list[ExperienceItem] = []
+    for item in reversed(items):
+        candidate = [item] + kept
+        probe = ExperienceState(0, 0, items=candidate).text(fmt)
+        if count_tokens(probe) > budget_tokens:
+            break
+        kept = candidate
+    return kept

@@ -1,0 +1,38 @@
+"""`oel merge`: the run's base model with its LoRA adapters merged in, as a plain HF checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .artifacts import RunArtifacts
+from .config import LoopConfig
+from .errors import OelError
+from .storage import RunStore, atomic_directory
+
+
+def merge_run(store: RunStore, config: LoopConfig, out_dir: Path, last_round: int | None = None, status=None) -> Path:
+    """Apply adapters 0..last_round in order (each was trained on the previous merge) and save."""
+    from peft import PeftModel
+
+    from .model.loader import load_language_model
+
+    adapters = RunArtifacts(store).adapters()
+    if not adapters:
+        raise OelError(f"run '{store.name}' has no adapters yet: run `oel consolidate` or `oel loop` first")
+    if last_round is not None:
+        if not 0 <= last_round < len(adapters):
+            raise OelError(f"run '{store.name}' has adapters for rounds 0..{len(adapters) - 1}, not {last_round}")
+        adapters = adapters[: last_round + 1]
+    out_dir = Path(out_dir).expanduser()
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise OelError(f"'{out_dir}' exists and is not empty: choose a new folder")
+    lm = load_language_model(config.model, status=status)
+    model = lm.model
+    for folder in adapters:
+        if status:
+            status(f"Merging {folder.name}...")
+        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        lm.tokenizer.save_pretrained(tmp)
+    return out_dir

@@ -1,0 +1,121 @@
+"""Consolidation on a tiny random model: alignment, frozen teacher, LoRA-only gradients, learning."""
+
+import pytest
+import torch
+
+from oel_engine.config import ConsolidationConfig, GameConfig
+from oel_engine.consolidation.trainer import Distiller, Prefix
+from oel_engine.games import make_game
+from oel_engine.prompts import EXPERIENCE_HEADER, insert_experience, turn_messages
+
+from .helpers import frozenlake_solution
+
+EXPERIENCE = "- EXPERIENCE ITEM: Holes end the game; walk around them.\n- EXPERIENCE ITEM: The goal is bottom-right."
+
+
+def prefixes(seeds, experience=EXPERIENCE, moves=(0, 1)):
+    out = []
+    for seed in seeds:
+        game = make_game(GameConfig())
+        game.reset(seed)
+        path = frozenlake_solution(game.board())
+        for n in moves:
+            g = make_game(GameConfig())
+            g.reset(seed)
+            for move in path[:n]:
+                g.step(f"[{move}]")
+            out.append(Prefix(turn_messages(g.player_description, g.messages), experience, f"g{seed}", seed * 10 + n))
+    return out
+
+
+def config(**kw):
+    base = dict(steps=3, learning_rate=1e-2, max_new_tokens=8, micro_batch=3, top_k=32, lora_rank=8, lora_alpha=16,
+                target_modules=("q_proj", "v_proj", "o_proj", "up_proj", "down_proj"))
+    base.update(kw)
+    return ConsolidationConfig(**base)
+
+
+def test_student_and_teacher_differ_only_by_the_experience_block(tiny_lm):
+    d = Distiller(tiny_lm, config())
+    p = prefixes([3])[1]
+    response = [7, 8, 9, tiny_lm.eos_token_ids()[0]]
+    scored = d.build([p], [response])[0]
+    s, t = scored.student_ids, scored.teacher_ids
+    assert s[-4:] == t[-4:] == response  # the exact response tokens, never re-tokenised
+    head = 0
+    while s[head] == t[head]:
+        head += 1
+    tail = 0
+    while tail < len(s) - head and s[-1 - tail] == t[-1 - tail]:
+        tail += 1
+    assert head + tail == len(s)  # the student is the teacher minus one contiguous span
+    inserted = tiny_lm.tokenizer.decode(t[head:len(t) - tail])
+    assert EXPERIENCE_HEADER.strip().split("\n")[0][:30] in inserted and "walk around them" in inserted
+    assert insert_experience(p.prompt, "") == p.prompt
+
+
+def test_gradients_reach_only_lora_and_teacher_stays_frozen(tiny_lm):
+    d = Distiller(tiny_lm, config())
+    batch = prefixes([0, 1])
+    responses = d.sample(batch)
+    scored = d.build(batch, responses)
+    with torch.no_grad(), d.teacher():
+        before, _ = d.response_logits([s.teacher_ids for s in scored], [s.response_len for s in scored])
+    base_before = {n: p.detach().clone() for n, p in d.peft.named_parameters() if "lora_" not in n}
+    for _ in range(2):
+        d.step(batch)
+    trainable = [n for n, p in d.peft.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    d.optimizer.zero_grad(set_to_none=False)
+    loss, _ = d.loss_on(scored)
+    loss.backward()
+    for n, p in d.peft.named_parameters():
+        if "lora_" in n:
+            continue
+        assert p.grad is None or p.grad.abs().sum() == 0, n
+    assert all(torch.equal(base_before[n], p) for n, p in d.peft.named_parameters() if n in base_before)
+    with torch.no_grad(), d.teacher():
+        after, _ = d.response_logits([s.teacher_ids for s in scored], [s.response_len for s in scored])
+    assert torch.allclose(before, after)
+    with torch.no_grad():
+        student, _ = d.response_logits([s.teacher_ids for s in scored], [s.response_len for s in scored])
+    assert not torch.allclose(student, after)  # while the student did move
+
+
+def test_zero_loss_when_the_teacher_sees_the_students_prompt(tiny_lm):
+    d = Distiller(tiny_lm, config())
+    batch = prefixes([0, 1], experience="")
+    scored = d.build(batch, d.sample(batch))
+    loss, stats = d.loss_on(scored)
+    assert abs(loss.item()) < 1e-6 and abs(stats["reverse_kl"]) < 1e-6
+
+
+@pytest.mark.parametrize("loss", ["topk", "full", "offpolicy"])
+def test_consolidation_lowers_reverse_kl_on_held_out_prefixes(sharp_lm, loss):
+    d = Distiller(sharp_lm, config(loss=loss))
+    train = prefixes([0, 1, 2, 3])
+    held_out = prefixes([10, 11, 12])
+    fixed = d.sample(held_out)  # a fixed set of responses to measure on
+    start = d.evaluate_kl(held_out, fixed)
+    assert start > 0.01  # the experience changes the teacher's distribution
+    metrics = [d.step(train) for _ in range(8)]
+    end = d.evaluate_kl(held_out, fixed)
+    assert end < 0.9 * start, (start, end)
+    assert all(m["prefixes"] == len(train) and m["seconds"] > 0 for m in metrics)
+    assert 0 < metrics[-1]["topk_mass"] <= 1.0 + 1e-6
+
+
+def test_merge_folds_the_adapter_into_the_base(tiny_lm):
+    d = Distiller(tiny_lm, config())
+    batch = prefixes([0])
+    d.step(batch)
+    d.step(batch)
+    scored = d.build(batch, d.sample(batch))
+    with torch.no_grad():
+        student, _ = d.response_logits([s.student_ids for s in scored], [s.response_len for s in scored])
+    d.merge()
+    ids = torch.tensor([scored[0].student_ids])
+    with torch.no_grad():
+        merged = tiny_lm.model(ids).logits[:, -scored[0].response_len - 1:-1]
+    assert torch.allclose(merged, student[:1, -scored[0].response_len:], atol=1e-4)
+    assert not any("lora_" in n for n, _ in tiny_lm.model.named_parameters())
