@@ -40,9 +40,10 @@ def main() -> None:
     ap.add_argument("--prefixes", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--autocast", default="bf16", help="bf16 (as the demo preset) or off")
+    ap.add_argument("--model", default="embedded", help="embedded, a Hugging Face id, or a local folder")
     args = ap.parse_args()
 
-    lm = load_language_model(ModelConfig())
+    lm = load_language_model(ModelConfig(model=args.model))
     policy = ModelPolicy(lm, SamplingConfig(max_new_tokens=args.max_new_tokens), seed=0)
     train = turn_prefixes(play_episodes(GameConfig(), list(range(0, 12)), policy), "t")[: args.prefixes]
     held = turn_prefixes(play_episodes(GameConfig(), list(range(100, 112)), policy), "h")[: args.prefixes]

@@ -57,7 +57,8 @@ class RunArtifacts:
     def snapshot_file(self, round_index: int, run: int, step: int) -> Path:
         return self.root / "experience" / f"round-{round_index}" / f"run-{run}" / f"step-{step:03d}.txt"
 
-    def save_snapshots(self, states: list[ExperienceState], fmt: str, episodes: dict[int, str], kind: str = "extract") -> None:
+    def save_snapshots(self, states: list[ExperienceState], fmt: str, episodes: dict[int, str], kind: str = "extract",
+                       answers: dict[int, str] | None = None) -> None:
         """Write each run's experience file, then one index record per run (the commit point)."""
         records = []
         for state in states:
@@ -67,6 +68,7 @@ class RunArtifacts:
                 "round": state.round, "run": state.run, "step": state.step, "kind": kind, "format": fmt,
                 "file": str(path.relative_to(self.root)), "episode_id": episodes.get(state.run),
                 "items": [i.to_dict() for i in state.items],
+                "answer": (answers or {}).get(state.run),  # the extractor's raw answer, for inspection
             })
         append_jsonl(self.experience_index, records)
 

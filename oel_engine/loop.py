@@ -101,6 +101,7 @@ class RoundRunner:
             self.run_round(r)
 
     def run_round(self, r: int) -> None:
+        self.stage_seconds = {}  # seconds are reported per round
         self.prepare_policy(r)
         if r == 0:
             self.evaluate(r, "base")
@@ -211,7 +212,8 @@ class RoundRunner:
                 state.items = truncate_items(state.items, x.budget_tokens, count_tokens, x.format)
                 state.step = n
             self.store.add_episodes(episodes)
-            self.art.save_snapshots(states, x.format, {k: e.episode_id for k, e in enumerate(episodes)})
+            self.art.save_snapshots(states, x.format, {k: e.episode_id for k, e in enumerate(episodes)},
+                                    answers={k: a.text for k, a in enumerate(answers)})
             self.store.add_metrics({"phase": "extract", "round": r, "step": n, "runs": x.runs,
                                     "answers_without_items": empty,
                                     "items": [len(s.items) for s in states],

@@ -23,7 +23,9 @@ def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
         game=game,
         model=model,
         deploy=SamplingConfig(temperature=0.7, top_p=1.0, top_k=0, max_new_tokens=64),
-        extraction=ExtractionConfig(runs=2, steps=4, format="structured", accumulate=True, budget_tokens=384,
+        # The 135M model never writes the "- EXPERIENCE ITEM:" format (measured: 0 of 4 answers),
+        # so the demo keeps its free-text lessons (the paper's unstructured variant).
+        extraction=ExtractionConfig(runs=2, steps=4, format="unstructured", accumulate=True, budget_tokens=384,
                                     max_new_tokens=128, curve_every=2, curve_episodes=8),
         consolidation=ConsolidationConfig(steps=4, games_per_step=6, loss="topk", top_k=256, max_new_tokens=64,
                                           micro_batch=4, gradient_checkpointing="off", autocast="bf16"),

@@ -10,7 +10,7 @@ from .games.base import Message
 
 INTRO = "You are an agent playing a grid game."
 SITUATION_MARKER = "Current situation:\n"
-QUESTION = "What action do you take? Wrap your action in square brackets, for example [up]."
+QUESTION = "What action do you take? Wrap your action in square brackets."
 EXPERIENCE_HEADER = (
     "Base your decisions on the experience below, learned from earlier games. "
     "It may be incomplete or wrong.\n"
