@@ -1,13 +1,13 @@
 # Two entry points for a fresh machine; both set everything up first (idempotent) and need no
 # network beyond the package registries.
-#   make demo   set up, then watch the embedded model play (headless)
+#   make demo   set up, then open the oel-tui app on the embedded model
 #   make test   set up, then run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo headless test bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
+	$(BIN)/oel-tui
+
+headless: setup
 	$(BIN)/oel play --policy model --episodes 4
 
 test: setup

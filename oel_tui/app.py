@@ -1,80 +1,99 @@
-"""The oel-tui app. For now: watch the random agent play, one game at a time (the full app grows here)."""
+"""The oel-tui app: Start, Play, Experience and Rounds screens over one engine service."""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual.app import App
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Log, Static
 
-from oel_engine.config import GameConfig
-from oel_engine.games import make_game
-from oel_engine.policies import RandomPolicy, TurnRequest
-from oel_engine.prompts import turn_messages
+from oel_engine.config import GameConfig, ModelConfig, SamplingConfig
 
-from .widgets.board import BoardView
+from .engine import EngineService, LocalEngine
+from .jobs import JobRunner
+from .messages import EngineEvents, WorkFinished
+from .screens.experience import ExperienceScreen
+from .screens.help import HelpScreen
+from .screens.play import PlayScreen
+from .screens.rounds import RoundsScreen
+from .screens.start import StartScreen
+
+
+@dataclass
+class Settings:
+    game: GameConfig = field(default_factory=GameConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=64))
+    run: str | None = None
+    seed: int = 0
+    autoload: bool = False  # load the model as the app starts (the command line does)
 
 
 class OelApp(App):
     TITLE = "oel-tui"
     SUB_TITLE = "Online Experiential Learning"
-    CSS = """
-    #main { height: 1fr; }
-    #left { width: auto; min-width: 24; padding: 1 2; }
-    #log { width: 1fr; }
-    #score { height: 1; padding: 0 2; }
-    """
+    CSS_PATH = "oel.tcss"
+    MODES = {"start": StartScreen, "play": PlayScreen, "experience": ExperienceScreen, "rounds": RoundsScreen}
+    DEFAULT_MODE = "start"
     BINDINGS = [
-        Binding("space", "step", "Agent step"),
-        Binding("n", "new_game", "New game"),
+        Binding("1", "switch_mode('start')", "Start"),
+        Binding("2", "switch_mode('play')", "Play"),
+        Binding("3", "switch_mode('experience')", "Experience"),
+        Binding("4", "switch_mode('rounds')", "Rounds"),
+        Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, game: str = "frozenlake", seed: int = 0):
+    def __init__(self, engine: EngineService | None = None, settings: Settings | None = None,
+                 saves: Path | str = "saves"):
         super().__init__()
-        self.game_config = GameConfig(name=game)
-        self.seed = seed
-        self.policy = RandomPolicy(seed)
-        self.games = self.wins = 0
+        self.engine = engine or LocalEngine(Path(saves))
+        self.settings = settings or Settings()
+        self.jobs = JobRunner(self)
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal(id="main"):
-            with Vertical(id="left"):
-                yield Static(self.game_config.label(), id="title")
-                yield BoardView(id="board")
-            yield Log(id="log", highlight=False)
-        yield Static("", id="score")
-        yield Footer()
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
 
-    def on_mount(self) -> None:
-        self.action_new_game()
+    def _screens_listening(self):
+        seen = []
+        for name in self.MODES:
+            try:
+                stack = self._screen_stacks.get(name) or []
+            except AttributeError:
+                stack = []
+            seen.extend(stack)
+        return seen
 
-    def action_new_game(self) -> None:
-        self.game = make_game(self.game_config)
-        self.game.reset(self.seed)
-        self.query_one(BoardView).board = self.game.board()
-        self.query_one(Log).write_line(f"-- new game, seed {self.seed} --")
-        self._score()
+    def on_engine_events(self, message: EngineEvents) -> None:
+        for screen in self._screens_listening():
+            handler = getattr(screen, "on_engine_events", None)
+            if handler is not None and screen.is_mounted:
+                handler(message)
 
-    def action_step(self) -> None:
-        if self.game.done:
-            self.seed += 1
-            self.action_new_game()
+    def on_work_finished(self, message: WorkFinished) -> None:
+        for screen in self._screens_listening():
+            handler = getattr(screen, "on_work_finished", None)
+            if handler is not None and screen.is_mounted:
+                handler(message)
+        self.refresh_bindings()
+
+    def save_human_game(self, game) -> None:
+        """A person's finished game goes into the current run, labelled human."""
+        if not self.settings.run:
             return
-        request = TurnRequest(0, turn_messages(self.game.player_description, self.game.messages),
-                              self.game.board(), self.game.legal_moves(), self.game.turns)
-        reply = self.policy.act([request])[0]
-        result = self.game.step(reply.text)
-        self.query_one(BoardView).board = result.board
-        log = self.query_one(Log)
-        log.write_line(f"turn {self.game.turns}: agent says {reply.text} -> {result.feedback.splitlines()[0] if result.feedback else ''}")
-        if result.done:
-            self.games += 1
-            self.wins += int(self.game.success)
-            log.write_line(f"game over: {'WON' if self.game.success else 'lost'} - {result.reason}")
-        self._score()
+        from .human import save_human_episode
 
-    def _score(self) -> None:
-        rate = self.wins / self.games if self.games else 0.0
-        self.query_one("#score", Static).update(f"random agent: {self.games} games, {self.wins} wins, pass rate {rate:.0%}")
+        try:
+            save_human_episode(self.engine.saves, self.settings.run, game)
+        except Exception as exc:
+            self.notify(f"Your game was not saved: {exc}", severity="warning")
+
+    async def action_quit(self) -> None:
+        if self.jobs.busy:
+            self.jobs.cancel()
+            self.notify("Stopping the running job after its current unit; the run can be resumed.")
+            for worker in list(self.workers):
+                if worker.group == "engine":
+                    await worker.wait()
+        self.exit()

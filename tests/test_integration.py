@@ -68,3 +68,22 @@ def test_cli_model_play_json(tmp_path):
     assert summary["episodes"] == 2 and summary["mean_response_tokens"] > 0
     first = json.loads((tmp_path / "m" / "trajectories.jsonl").read_text().splitlines()[0])
     assert first["policy"]["model"].startswith("SmolLM2")
+
+
+async def test_tui_end_to_end_embedded_model_plays(tmp_path):
+    """The real app and engine: load the embedded model from the Start screen, let it move."""
+    from oel_tui.app import OelApp, Settings
+    from oel_tui.engine import LocalEngine
+
+    app = OelApp(engine=LocalEngine(tmp_path), settings=Settings(game=GameConfig()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("l")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.engine.model_name().startswith("SmolLM2")
+        await pilot.press("2")
+        await pilot.press("space")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.agent_game.turns == 1
+        assert any(line.startswith("agent said:") for line in app.screen.query_one("#agent-log").lines)

@@ -16,7 +16,7 @@ def test_prompt_replaces_rules_and_keeps_history():
     assert "Welcome to Frozen Lake" not in text  # the rules preamble is replaced
     assert "'P'" in text and "[up]" in text
     assert text.count("Current Board") == 2 and "You played: [down]" in text
-    assert text.rstrip().endswith("square brackets, for example [up].")
+    assert text.rstrip().endswith("Wrap your action in square brackets.")
 
 
 def test_experience_block_is_the_only_difference():

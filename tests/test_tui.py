@@ -1,17 +1,129 @@
-from oel_tui.app import OelApp
+"""Pilot tests of every screen, driven by a fake engine (no torch)."""
+
+import pytest
+
+from oel_engine.config import GameConfig
+from oel_tui.app import OelApp, Settings
 from oel_tui.widgets.board import BoardView
 
+from .fake_engine import FakeEngine
 
-async def test_random_agent_plays_in_the_app():
-    app = OelApp(game="frozenlake", seed=0)
-    async with app.run_test() as pilot:
-        board_view = app.query_one(BoardView)
-        start = board_view.board
-        assert start is not None and start.player == (0, 0)
-        await pilot.press("space")
-        assert app.game.turns == 1
-        assert board_view.board != start or app.game.done
-        for _ in range(8):
-            await pilot.press("space")
-        assert app.games >= 1  # at least one game ran to its end
-        assert "random agent" in str(app.query_one("#score").render())
+
+def make_app(tmp_path, run="demo"):
+    return OelApp(engine=FakeEngine(tmp_path), settings=Settings(game=GameConfig(), run=run))
+
+
+async def test_start_screen_lists_runs_and_loads_a_model(tmp_path):
+    app = make_app(tmp_path, run=None)
+    async with app.run_test(size=(100, 32)) as pilot:
+        table = app.screen.query_one("#runs")
+        assert table.row_count == 1
+        app.screen.query_one("#model").value = "tiny-model"
+        await pilot.press("l")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.engine.loaded == "tiny-model"
+        assert "Loaded: tiny-model" in str(app.screen.query_one("#model-status").render())
+
+
+async def test_model_that_cannot_load_gives_a_clear_message(tmp_path):
+    app = make_app(tmp_path, run=None)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.query_one("#model").value = "broken"
+        await pilot.press("l")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "cannot load model 'broken'" in str(app.screen.query_one("#model-status").render())
+
+
+async def test_play_screen_person_and_agent_on_the_same_map(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        assert screen.agent_game.board() == screen.human_game.board()
+        await pilot.press("right")  # the person moves
+        assert screen.human_game.turns == 1
+        assert screen.query_one("#human-board", BoardView).board.player == (0, 1)
+        await pilot.press("space")  # the agent moves (in a worker)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.agent_game.turns == 1
+        assert "action: [right]" in "\n".join(screen.query_one("#agent-log").lines)
+        await pilot.press("n")
+        assert screen.seed == 1 and screen.human_game.turns == 0
+
+
+async def test_person_games_are_saved_as_human_trajectories(tmp_path):
+    from oel_engine.storage import RunStore, load_episodes
+
+    RunStore(tmp_path, "demo").close()
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("2")
+        for _ in range(5):
+            await pilot.press("up")  # walking into the wall: the game ends after two invalid moves
+    episodes = load_episodes(tmp_path / "demo")
+    assert len(episodes) == 1 and episodes[0].policy.kind == "human"
+    assert episodes[0].turns[0].prompt[-1]["content"].startswith("You are an agent")
+    assert not episodes[0].turns[0].valid
+
+
+async def test_experience_screen_disable_and_edit(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("3")
+        table = app.screen.query_one("#items")
+        assert table.row_count == 2
+        await pilot.press("e")
+        assert app.engine.items[0].enabled is False
+        await pilot.press("enter")
+        await pilot.pause()
+        app.screen.query_one("#edit-input").value = "Holes are deadly."
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.engine.items[0].text == "Holes are deadly." and app.engine.items[0].edited
+
+
+async def test_rounds_screen_runs_a_stage_and_keys_work_while_it_runs(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("4")
+        await pilot.press("k")
+        await pilot.pause()
+        assert app.jobs.busy  # the fake stage waits for us
+        await pilot.press("?")  # a key handled while the worker runs
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "HelpScreen"
+        await pilot.press("escape")
+        app.engine.release.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert list(screen.query_one("#loss-chart").data) == [1.0, 0.5, 1.0 / 3]
+        assert "finished" in str(screen.query_one("#stage-label").render())
+        assert screen.query_one("#results").row_count == 1
+
+
+async def test_cancel_stops_within_one_unit(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("4")
+        await pilot.press("k")
+        await pilot.pause()
+        await pilot.press("c")
+        app.engine.release.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not app.jobs.busy
+        assert "stopped" in str(app.screen.query_one("#stage-label").render())
+        assert len([m for m in app.engine.metrics if m["phase"] == "consolidate"]) <= 1
+
+
+async def test_works_at_80x24(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in "1234":
+            await pilot.press(key)
+            await pilot.pause()
+        assert app.screen.__class__.__name__ == "RoundsScreen"

@@ -14,7 +14,7 @@ CELLS = {
     "box": (" X ", "bold white on #9a6b3f"),
     "box_on_target": (" √ ", "bold white on #3f9a5a"),
     ".": (" · ", "#8aa0b5 on #dbe9f4"),
-    "H": (" O ", "bold white on #1d3b5c"),
+    "H": (" H ", "bold white on #1d3b5c"),
     "G": (" G ", "bold black on #7fd07f"),
     "#": ("███", "#555555"),
     "O": (" ◎ ", "#3f9a5a on #dbe9f4"),

@@ -1,0 +1,115 @@
+"""Experience: the run's items with provenance; disable or edit one before consolidation."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from oel_engine.events import MetricsRecorded
+
+from ..messages import EngineEvents
+
+
+class EditItem(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="edit-box"):
+            yield Static("Edit the item (Enter saves, Esc cancels):")
+            yield Input(self.text, id="edit-input")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+
+class ExperienceScreen(Screen):
+    BINDINGS = [
+        Binding("e", "toggle", "Enable/disable"),
+        Binding("enter", "edit", "Edit"),  # the table's row-select also opens the editor
+        Binding("f", "reload", "Refresh"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical():
+            yield Static("", id="experience-title")
+            yield DataTable(id="items", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#items", DataTable)
+        table.add_columns("", "round", "run", "step", "from", "item")
+        self.items = []
+        self.action_reload()
+
+    def on_screen_resume(self) -> None:
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        name = self.app.settings.run
+        title = self.query_one("#experience-title", Static)
+        table = self.query_one("#items", DataTable)
+        table.clear()
+        if not name:
+            title.update("No run chosen: pick or create one on the Start screen (1).")
+            self.items = []
+            return
+        try:
+            self.items = self.app.engine.experience(name)
+        except Exception as exc:
+            title.update(f"Run {name}: {exc}")
+            self.items = []
+            return
+        new = sum(i.new_this_round for i in self.items)
+        title.update(f"Run {name}: {len(self.items)} item(s), {new} new this round (marked +). "
+                     "Disabled items (-) are left out of consolidation.")
+        for item in self.items:
+            mark = ("+" if item.new_this_round else " ") + (" " if item.enabled else "-") + ("*" if item.edited else " ")
+            table.add_row(mark, str(item.round), str(item.run), str(item.step),
+                          f"{item.source} {item.episode_id}", item.text[:200])
+
+    def _selected(self):
+        table = self.query_one("#items", DataTable)
+        if not self.items or table.cursor_row is None or table.cursor_row >= len(self.items):
+            return None
+        return self.items[table.cursor_row]
+
+    def action_toggle(self) -> None:
+        item = self._selected()
+        if item is None:
+            return
+        self.app.engine.set_item(self.app.settings.run, item, not item.enabled, item.text)
+        self.action_reload()
+
+    def action_edit(self) -> None:
+        item = self._selected()
+        if item is None:
+            return
+
+        def save(text: str | None) -> None:
+            if text and text != item.text:
+                self.app.engine.set_item(self.app.settings.run, item, item.enabled, text)
+                self.action_reload()
+
+        self.app.push_screen(EditItem(item.text), save)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_edit()
+
+    def on_engine_events(self, message: EngineEvents) -> None:
+        if any(isinstance(e, MetricsRecorded) or getattr(e, "stage", "") == "extract" for e in message.events):
+            self.action_reload()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action in ("toggle", "edit"):
+            if self.app.jobs.current in ("round", "consolidate"):
+                return None  # edits during consolidation would not be used; keep them for later
+            return True if self.items else None
+        return True

@@ -1,0 +1,40 @@
+"""The help screen (?): every key, by screen."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+HELP = """\
+oel-tui - watch a language model learn from its own experience
+
+Everywhere
+  1 Start   2 Play   3 Experience   4 Rounds   ? this help   q quit (stops a running job cleanly)
+
+Start
+  Tab moves between fields; Enter on a run row selects it; L loads the model; N creates the run
+
+Play (the agent's board and yours, same map)
+  arrows or W A S D   your move          space   agent step
+  r   run / pause the agent              + / -   faster / slower
+  n   next map
+
+Experience
+  up/down choose an item   e enable/disable   Enter edit   f refresh
+  + new this round   - disabled (left out of consolidation)   * edited
+
+Rounds (work runs in the background; the UI stays live)
+  g whole round   x extract   o collect   k consolidate   v evaluate   c cancel (after the current unit)
+  A cancelled or interrupted stage resumes where it stopped when started again.
+"""
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static(HELP, id="help-text")

@@ -1,0 +1,189 @@
+"""Play: the agent's board and yours on the same map, side by side."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Log, Static
+
+from oel_engine.actions import parse_action
+
+from ..messages import WorkFinished
+from ..widgets.board import BoardView
+
+KEY_MOVES = {"up": "up", "down": "down", "left": "left", "right": "right", "w": "up", "a": "left", "s": "down", "d": "right"}
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)  # seconds between agent moves while running
+
+
+class Score:
+    def __init__(self) -> None:
+        self.games = self.wins = 0
+
+    def add(self, won: bool) -> None:
+        self.games += 1
+        self.wins += int(won)
+
+    def __str__(self) -> str:
+        rate = self.wins / self.games if self.games else 0.0
+        return f"{self.games} games, {self.wins} wins ({rate:.0%})"
+
+
+class MoveLog(Log, can_focus=False):
+    """A log that never takes focus: arrows and WASD belong to the person's board."""
+
+
+class PlayScreen(Screen):
+    BINDINGS = [
+        Binding("space", "agent_step", "Agent step"),
+        Binding("r", "toggle_run", "Run/pause"),
+        Binding("plus,equals_sign", "faster", "Faster", show=False),
+        Binding("minus", "slower", "Slower", show=False),
+        Binding("n", "next_map", "Next map"),
+        Binding("up,w", "move('up')", "Up", show=False),
+        Binding("down,s", "move('down')", "Down", show=False),
+        Binding("left,a", "move('left')", "Left", show=False),
+        Binding("right,d", "move('right')", "Right", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.agent_score, self.human_score = Score(), Score()
+        self.running = False
+        self.speed_index = 2
+        self._timer = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="boards"):
+            with Vertical(classes="side", id="agent-side"):
+                yield Static("Agent", classes="side-title")
+                yield BoardView(id="agent-board")
+                yield Static("", id="agent-status", classes="status")
+                yield MoveLog(id="agent-log", highlight=False)
+            with Vertical(classes="side", id="human-side"):
+                yield Static("You (arrows or WASD)", classes="side-title")
+                yield BoardView(id="human-board")
+                yield Static("", id="human-status", classes="status")
+                yield MoveLog(id="human-log", highlight=False)
+        yield Static("", id="score")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.seed = self.app.settings.seed
+        self.new_games()
+
+    # -- games ----------------------------------------------------------------------------------
+
+    def new_games(self) -> None:
+        engine, game = self.app.engine, self.app.settings.game
+        self.agent_game = engine.new_game(game, self.seed)
+        self.human_game = engine.new_game(game, self.seed)
+        self.query_one("#agent-board", BoardView).board = self.agent_game.board()
+        self.query_one("#human-board", BoardView).board = self.human_game.board()
+        for side in ("agent", "human"):
+            self.query_one(f"#{side}-log", Log).write_line(f"-- map seed {self.seed}: {game.label()} --")
+        self.refresh_status()
+
+    def refresh_status(self) -> None:
+        def status(game):
+            if game.done:
+                return ("WON" if game.success else "lost") + f": {game.reason}"
+            return f"turn {game.turns + 1} of {game.max_turns}"
+
+        self.query_one("#agent-status", Static).update(status(self.agent_game))
+        self.query_one("#human-status", Static).update(status(self.human_game))
+        model = self.app.engine.model_name() or "random agent (no model loaded)"
+        state = f"running every {SPEEDS[self.speed_index]:g} s" if self.running else "paused"
+        self.query_one("#score", Static).update(
+            f"Agent [{model}]: {self.agent_score}   You: {self.human_score}   seed {self.seed}   {state}")
+        self.app.refresh_bindings()
+
+    # -- the person -------------------------------------------------------------------------------
+
+    def action_move(self, direction: str) -> None:
+        if self.human_game.done:
+            return
+        result = self.human_game.step(f"[{direction}]")
+        self.query_one("#human-board", BoardView).board = result.board
+        self.query_one("#human-log", Log).write_line(f"you: [{direction}] -> {first_line(result.feedback)}")
+        if result.done:
+            self.human_score.add(self.human_game.success)
+            self.app.save_human_game(self.human_game)
+        self.refresh_status()
+
+    # -- the agent --------------------------------------------------------------------------------
+
+    def action_agent_step(self) -> None:
+        if self.agent_game.done:
+            self.action_next_map()
+            return
+        game, sampling = self.agent_game, self.app.settings.sampling
+        self.app.jobs.start("agent-move", lambda on_event, stop: self._agent_move(game, sampling))
+
+    def _agent_move(self, game, sampling) -> None:
+        move = self.app.engine.agent_move(game, sampling)
+        self.app.call_from_thread(self._apply_agent_move, game, move)
+
+    def _apply_agent_move(self, game, move) -> None:
+        if game is not self.agent_game or game.done:
+            return  # the map changed while the model was thinking
+        result = game.step(move.response)
+        self.query_one("#agent-board", BoardView).board = result.board
+        log = self.query_one("#agent-log", Log)
+        action = parse_action(move.response)
+        log.write_line(f"agent said: {move.response.strip()[:300]}")
+        log.write_line(f"  action: {('[' + action + ']') if action else 'none found'} -> {first_line(result.feedback)}")
+        if result.done:
+            self.agent_score.add(game.success)
+            log.write_line(f"  game over: {result.reason}")
+        self.refresh_status()
+
+    def on_work_finished(self, message: WorkFinished) -> None:
+        if message.job == "agent-move" and message.outcome == "failed":
+            self.notify(message.detail, title="The agent could not move", severity="error")
+            self.running = False
+            self.refresh_status()
+
+    def action_toggle_run(self) -> None:
+        self.running = not self.running
+        if self.running and self._timer is None:
+            self._timer = self.set_interval(SPEEDS[self.speed_index], self._tick)
+        elif not self.running and self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self.refresh_status()
+
+    def _tick(self) -> None:
+        if self.running and not self.app.jobs.busy:
+            self.action_agent_step()
+
+    def _set_speed(self, index: int) -> None:
+        self.speed_index = max(0, min(len(SPEEDS) - 1, index))
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = self.set_interval(SPEEDS[self.speed_index], self._tick)
+        self.refresh_status()
+
+    def action_faster(self) -> None:
+        self._set_speed(self.speed_index - 1)
+
+    def action_slower(self) -> None:
+        self._set_speed(self.speed_index + 1)
+
+    def action_next_map(self) -> None:
+        self.seed += 1
+        self.new_games()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "agent_step" and self.app.jobs.busy:
+            return None  # shown greyed out while the model is busy
+        if action == "move" and self.human_game.done:
+            return None
+        return True
+
+
+def first_line(text: str) -> str:
+    lines = [l for l in (text or "").splitlines() if l.strip()]
+    return lines[0][:120] if lines else ""

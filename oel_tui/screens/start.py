@@ -1,0 +1,129 @@
+"""Start: the game, the model, and the run (new, or one from saves/ to resume)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Static
+
+from oel_engine.config import GameConfig, ModelConfig
+
+from ..messages import WorkFinished
+
+GAME_CHOICES = [
+    ("Frozen Lake 3x3, 2 holes (paper)", GameConfig(name="frozenlake", size=3, holes=2)),
+    ("Frozen Lake 4x4, 3 holes", GameConfig(name="frozenlake", size=4, holes=3)),
+    ("Sokoban 6x6, 1 box (paper)", GameConfig(name="sokoban", room=6, boxes=1)),
+]
+
+
+class StartScreen(Screen):
+    BINDINGS = [
+        Binding("l", "load_model", "Load model"),
+        Binding("n", "new_run", "New run"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="start"):
+            yield Static("Game", classes="section")
+            yield Select([(label, i) for i, (label, _) in enumerate(GAME_CHOICES)], value=0, allow_blank=False, id="game")
+            yield Static("Model: 'embedded' (SmolLM2-135M, offline), a Hugging Face id, or a local folder", classes="section")
+            with Horizontal(classes="row"):
+                yield Input("embedded", id="model")
+                yield Button("Load (l)", id="load")
+            yield Static("", id="model-status")
+            yield Static("Runs (Enter selects one to resume)", classes="section")
+            yield DataTable(id="runs", cursor_type="row")
+            with Horizontal(classes="row"):
+                yield Input(placeholder="new run name", id="run-name")
+                yield Button("Create (n)", id="create")
+            yield Static("", id="run-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        table.add_columns("run", "game", "model", "games", "last pass rate", "note")
+        self.refresh_runs()
+        self.show_run()
+        self.query_one("#model", Input).value = self.app.settings.model.model
+        if self.app.settings.autoload:
+            self.action_load_model()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_runs()
+
+    def refresh_runs(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        table.clear()
+        self.run_names = []
+        for r in self.app.engine.runs():
+            rate = "-" if r.last_pass_rate is None else f"{r.last_pass_rate:.1%}"
+            table.add_row(r.name, r.game, r.model, str(r.episodes), rate, r.problem)
+            self.run_names.append(r.name)
+
+    def show_run(self) -> None:
+        run = self.app.settings.run
+        self.query_one("#run-status", Static).update(f"Current run: {run}" if run else "No run chosen yet.")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "game" and event.value is not Select.BLANK:
+            self.app.settings.game = GAME_CHOICES[int(event.value)][1]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "runs" and 0 <= event.cursor_row < len(self.run_names):
+            self.app.settings.run = self.run_names[event.cursor_row]
+            self.show_run()
+            self.notify(f"Run {self.app.settings.run} selected: see Rounds (4) and Experience (3).")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "load":
+            self.action_load_model()
+        elif event.button.id == "create":
+            self.action_new_run()
+
+    def action_load_model(self) -> None:
+        spec = self.query_one("#model", Input).value.strip() or "embedded"
+        self.app.settings.model = ModelConfig(model=spec)
+        status = self.query_one("#model-status", Static)
+
+        def work(on_event, stop):
+            def say(text):
+                self.app.call_from_thread(status.update, text)
+
+            return self.app.engine.load_model(self.app.settings.model, say)
+
+        if self.app.jobs.start("load-model", work):
+            status.update(f"Loading {spec}...")
+        else:
+            self.notify("Busy: wait for the current job or cancel it.", severity="warning")
+
+    def action_new_run(self) -> None:
+        from oel_engine.presets import build
+
+        name = self.query_one("#run-name", Input).value.strip()
+        if not name:
+            self.notify("Type a name for the new run first.", severity="warning")
+            return
+        try:
+            config = build("demo", self.app.settings.game, self.app.settings.model, 2)
+            self.app.engine.open_run(name, config)
+        except Exception as exc:
+            self.query_one("#run-status", Static).update(f"Cannot create run '{name}': {exc}")
+            return
+        self.app.settings.run = name
+        self.refresh_runs()
+        self.show_run()
+        self.notify(f"Run {name} created (demo preset). Start a round on the Rounds screen (4).")
+
+    def on_work_finished(self, message: WorkFinished) -> None:
+        if message.job != "load-model":
+            return
+        status = self.query_one("#model-status", Static)
+        if message.outcome == "ok":
+            status.update(f"Loaded: {self.app.engine.model_name()}")
+        else:
+            status.update(f"Could not load the model: {message.detail}")
+            self.notify(message.detail, title="Model not loaded", severity="error", timeout=10)
