@@ -316,7 +316,7 @@ def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
     root = saves_root(saves)
     found = list_runs(root)
     if json_out:
-        rows = [{"name": r.name, "game": r.game, "model": r.model, "created": r.created, "episodes": r.episodes,
+        rows = [{"name": r.name, "game": r.game, "model": r.model, "created": r.created, "rounds": r.rounds, "episodes": r.episodes,
                  "wins": r.wins, "last_pass_rate": r.last_pass_rate, "problem": r.problem} for r in found]
         out.print_json(json.dumps({"saves": str(root), "runs": rows}))
         return
@@ -324,11 +324,11 @@ def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
         out.print(f"No runs in {root}. Start one with `oel play`.")
         return
     table = Table(title=f"Runs in {root}")
-    for col in ("run", "game", "model", "created", "games", "wins", "last pass rate", "note"):
+    for col in ("run", "game", "model", "created", "rounds", "games", "wins", "last pass rate", "note"):
         table.add_column(col)
     for r in found:
         rate = "-" if r.last_pass_rate is None else f"{r.last_pass_rate:.1%}"
-        table.add_row(r.name, r.game, r.model, r.created, str(r.episodes), str(r.wins), rate, r.problem)
+        table.add_row(r.name, r.game, r.model, r.created, str(r.rounds), str(r.episodes), str(r.wins), rate, r.problem)
     out.print(table)
 
 

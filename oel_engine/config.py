@@ -108,6 +108,9 @@ class ExtractionConfig:
     """Measure the held-out pass rate with the experience in context every this many steps (0: off)."""
     curve_episodes: int = 32
     """Held-out maps per extraction run at each curve point."""
+    include_human: bool = True
+    """Also read the games a person played in this round (before the model's steps, as step 0;
+    their items carry source "human")."""
 
     @property
     def consolidation_step(self) -> int:

@@ -169,10 +169,14 @@ class RoundRunner:
         self.prepare_policy(r)
         x = self.cfg.extraction
         records = self.art.snapshot_records(r)
+        humans = [e for e in self.store.episodes() if e.policy.kind == "human" and e.round == r] if x.include_human else []
+        if humans and not any(n == 0 for (_, _, n) in records):
+            self._extract_from_humans(r, humans)
+            records = self.art.snapshot_records(r)
         states = []
         for k in range(x.runs):
-            last = max((n for (rr, kk, n), rec in records.items() if kk == k and rec.get("kind") == "extract"), default=0)
-            states.append(self.art.load_state(r, k, last) if last else ExperienceState(r, k, 0))
+            last = max((n for (rr, kk, n), rec in records.items() if kk == k and rec.get("kind") == "extract"), default=None)
+            states.append(self.art.load_state(r, k, last) if last is not None else ExperienceState(r, k, 0))
         first = min(s.step for s in states) + 1
         self.on_event(StageStarted("extract", x.steps, f"{x.runs} runs x {x.steps} steps"))
         self.on_event(Progress("extract", first - 1, x.steps))
@@ -195,15 +199,7 @@ class RoundRunner:
             # 2. the same model reads each trajectory and writes new items
             previous = [s.text(x.format) if x.accumulate else None for s in states]
             prompts = [extraction_prompt(e, p, x.format) for e, p in zip(episodes, previous)]
-            sampling = SamplingConfig(temperature=self.cfg.deploy.temperature, top_p=self.cfg.deploy.top_p,
-                                      top_k=self.cfg.deploy.top_k, max_new_tokens=x.max_new_tokens)
-            import torch
-
-            generators = [torch.Generator(device=self.lm.device).manual_seed(stream_seed(self.cfg.seed, r, "extract-write", k * 1000 + n))
-                          for k in range(x.runs)]
-            self.lm.generator.reset_cache()
-            answers = self.lm.generate(prompts, sampling, generator=generators, should_stop=self.stop.is_set)
-            self.stop.check()
+            answers = self._extraction_answers(r, prompts, unit=n)
             empty = 0
             for k, (state, episode, answer) in enumerate(zip(states, episodes, answers)):
                 new = parse_extraction(answer.text, x.format)
@@ -227,6 +223,37 @@ class RoundRunner:
                                 "seconds": round(self.stage_seconds["extract"], 1),
                                 "peak_memory_mb": round(peak_memory_mb(self.lm.device), 1)})
         self.art.mark_done(r, "extract")
+
+    def _extraction_answers(self, r: int, prompts: list[list[dict]], unit: int):
+        x = self.cfg.extraction
+        sampling = SamplingConfig(temperature=self.cfg.deploy.temperature, top_p=self.cfg.deploy.top_p,
+                                  top_k=self.cfg.deploy.top_k, max_new_tokens=x.max_new_tokens)
+        import torch
+
+        generators = [torch.Generator(device=self.lm.device).manual_seed(stream_seed(self.cfg.seed, r, "extract-write", k * 1000 + unit))
+                      for k in range(len(prompts))]
+        self.lm.generator.reset_cache()
+        answers = self.lm.generate(prompts, sampling, generator=generators, should_stop=self.stop.is_set)
+        self.stop.check()
+        return answers
+
+    def _extract_from_humans(self, r: int, humans: list[Episode]) -> None:
+        """Step 0: every run reads the person's games of this round, in order (one unit of work)."""
+        x = self.cfg.extraction
+        count_tokens = lambda text: len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+        states = [ExperienceState(r, k, 0) for k in range(x.runs)]
+        empty = 0
+        for g, episode in enumerate(humans):
+            prompts = [extraction_prompt(episode, s.text(x.format) if x.accumulate else None, x.format) for s in states]
+            answers = self._extraction_answers(r, prompts, unit=900 + g)
+            for state, answer in zip(states, answers):
+                new = parse_extraction(answer.text, x.format)
+                empty += not new
+                state.items += [ExperienceItem(t, r, state.run, 0, episode.episode_id, "human") for t in new]
+                state.items = truncate_items(state.items, x.budget_tokens, count_tokens, x.format)
+        self.art.save_snapshots(states, x.format, {k: humans[-1].episode_id for k in range(x.runs)})
+        self.store.add_metrics({"phase": "extract", "round": r, "step": 0, "runs": x.runs, "human_games": len(humans),
+                                "answers_without_items": empty, "items": [len(s.items) for s in states]})
 
     def _curve_point(self, r: int, n: int, states: list[ExperienceState]) -> None:
         """Held-out pass rate with each run's experience after step n (the in-context curve)."""

@@ -169,6 +169,7 @@ class RunSummary:
     wins: int
     last_pass_rate: float | None
     problem: str = ""
+    rounds: int = 0  # OEL rounds finished
 
 
 def check_run_name(name: str) -> str:
@@ -330,11 +331,12 @@ def list_runs(root: Path) -> list[RunSummary]:
 def summarize_run(path: Path) -> RunSummary:
     """Read a run without taking its lock (readers never block the writer)."""
     problem = ""
-    meta, rows = {}, []
+    meta, rows, state = {}, [], []
     try:
         data = AtomicJSONStorage(str(path / INDEX)).read() or {}
         meta = next(iter(data.get("meta", {}).values()), {})
         rows = list(data.get("episodes", {}).values())
+        state = list(data.get("state", {}).values())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         problem = f"index unreadable ({type(exc).__name__}); it is rebuilt when the run is next opened"
         rows = [_index_row(e) for e in load_episodes(path)]
@@ -351,4 +353,5 @@ def summarize_run(path: Path) -> RunSummary:
         wins=sum(1 for r in rows if r.get("success")),
         last_pass_rate=passes[-1] if passes else None,
         problem=problem,
+        rounds=sum(1 for s in state if s.get("stage") == "eval_consolidated"),
     )

@@ -32,7 +32,11 @@ def episode_from_game(game) -> Episode:
 
 
 def save_human_episode(saves: Path, run: str, game) -> Episode:
+    """Saved in the run's current round, where that round's extraction reads it (step 0)."""
+    from oel_engine.artifacts import RunArtifacts
+
     episode = episode_from_game(game)
     with RunStore(saves, run) as store:
+        episode.round = RunArtifacts(store).rounds_done()
         store.add_episodes([episode])
     return episode

@@ -53,7 +53,8 @@ class FakeEngine:
         self.stage_calls.append(stage)
         on_event(StageStarted("consolidate", 3, "fake"))
         for step in range(3):
-            self.release.wait(5)
+            while not self.release.wait(0.05) and not stop.is_set():
+                pass  # a unit of work that lasts until the test releases it (or a stop request)
             stop.check()
             record = {"phase": "consolidate", "round": 0, "step": step, "loss": 1.0 / (step + 1),
                       "reverse_kl": 0.5 / (step + 1), "topk_mass": 0.99}

@@ -57,7 +57,6 @@ def test_loop_errors_are_one_line(tmp_path, tiny_folder):
     assert res.returncode == 2
 
 
-@pytest.mark.slow
 def test_loop_survives_kill_9_and_resumes(tmp_path, tiny_folder):
     """kill -9 in the middle of consolidation; the same command finishes the run with nothing duplicated."""
     saves = tmp_path / "saves"

@@ -127,3 +127,26 @@ def test_two_rounds_advance_policy_and_teacher(tmp_path, tiny_tokenizer):
     with open_loop_run(tmp_path, "r")[0] as store:
         art = RunArtifacts(store)
         assert art.rounds_done() == 2
+
+
+def test_a_persons_games_are_read_first_and_labelled_human(tmp_path, tiny_tokenizer):
+    from oel_engine.games import make_game
+    from oel_tui.human import save_human_episode
+
+    store, config = open_loop_run(tmp_path, "r", tiny_config())
+    store.close()
+    game = make_game(GameConfig())
+    game.reset(5)
+    for move in ("right", "right", "down", "down"):
+        if not game.done:
+            game.step(f"[{move}]")
+    saved = save_human_episode(tmp_path, "r", game)
+    assert saved.policy.kind == "human" and saved.round == 0
+    assert run_loop(tmp_path, tiny_tokenizer)
+    index = [json.loads(l) for l in (tmp_path / "r" / "experience" / "index.jsonl").read_text().splitlines()]
+    step0 = [rec for rec in index if rec["step"] == 0]
+    assert len(step0) == 2  # one per extraction run
+    assert all(i["source"] == "human" and i["episode_id"] == saved.episode_id for rec in step0 for i in rec["items"])
+    step1 = [rec for rec in index if rec["step"] == 1]
+    assert any(i["source"] == "human" for rec in step1 for i in rec["items"])  # accumulated into later steps
+    assert any(i["source"] == "model" for rec in step1 for i in rec["items"])

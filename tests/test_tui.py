@@ -127,3 +127,17 @@ async def test_works_at_80x24(tmp_path):
             await pilot.press(key)
             await pilot.pause()
         assert app.screen.__class__.__name__ == "RoundsScreen"
+
+
+async def test_quitting_during_a_round_stops_it_cleanly(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("4")
+        await pilot.press("k")
+        await pilot.pause()
+        assert app.jobs.busy
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.jobs.stop.is_set() and not app.jobs.busy
+    assert app.engine.stage_calls == ["consolidate"]
+    assert not [m for m in app.engine.metrics if m["phase"] == "consolidate"]  # stopped before a unit finished

@@ -45,7 +45,7 @@ class StartScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
-        table.add_columns("run", "game", "model", "games", "last pass rate", "note")
+        table.add_columns("run", "game", "model", "rounds", "games", "last pass rate", "note")
         self.refresh_runs()
         self.show_run()
         self.query_one("#model", Input).value = self.app.settings.model.model
@@ -61,7 +61,7 @@ class StartScreen(Screen):
         self.run_names = []
         for r in self.app.engine.runs():
             rate = "-" if r.last_pass_rate is None else f"{r.last_pass_rate:.1%}"
-            table.add_row(r.name, r.game, r.model, str(r.episodes), rate, r.problem)
+            table.add_row(r.name, r.game, r.model, str(r.rounds), str(r.episodes), rate, r.problem)
             self.run_names.append(r.name)
 
     def show_run(self) -> None:
