@@ -338,12 +338,20 @@ PresetOpt = typer.Option("demo", "--preset", help="demo (CPU, embedded model) or
 RunOpt = typer.Option(..., "--run", help="run name (created if new, resumed if it exists)")
 
 
-def _runner(store, config, json_out: bool, stop: StopFlag, view):
+def _drive(store, config, json_out: bool, action) -> None:
+    """Load the model and run `action(runner)` with progress bars and Ctrl-C handling;
+    a stop request closes the run and exits 130 with a note that the command resumes it."""
     from .loop import RoundRunner
     from .model.loader import load_language_model
 
-    lm = load_language_model(config.model, status=_status)
-    return RoundRunner(store, config, lm, on_event=view, stop=stop, status=_status)
+    stop = StopFlag()
+    try:
+        with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
+            lm = load_language_model(config.model, status=_status)
+            action(RoundRunner(store, config, lm, on_event=view, stop=stop, status=_status))
+    except Stopped:
+        store.close()
+        _interrupted(store.name)
 
 
 def _open(saves, run, new_config):
@@ -392,15 +400,8 @@ def loop(
     game_config = _game_config(game, size, holes, room, boxes, max_turns)
     model_config = ModelConfig(model=model, device=device, thinking=thinking, allow_download=allow_download)
     config = build(preset, game_config, model_config, rounds)
-    stop = StopFlag()
     store, config = _open(saves, run, config)
-    try:
-        with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
-            runner = _runner(store, config, json_out, stop, view)
-            runner.run(rounds)
-    except Stopped:
-        store.close()
-        _interrupted(run)
+    _drive(store, config, json_out, lambda runner: runner.run(rounds))
     summary = run_summary(store.metrics())
     if not json_out:
         out.print(_round_table(store))
@@ -448,14 +449,7 @@ def extract(
             raise OelError(f"extraction of round {r} has started with other settings; use a new run to change them")
         config = replace(config, extraction=replace(config.extraction, **overrides)).validate()
         save_config(store, config)
-    stop = StopFlag()
-    try:
-        with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
-            runner = _runner(store, config, json_out, stop, view)
-            runner.extract(r)
-    except Stopped:
-        store.close()
-        _interrupted(run)
+    _drive(store, config, json_out, lambda runner: runner.extract(r))
     x = config.extraction
     states = [art.load_state(r, k, x.steps) for k in range(x.runs)]
     summary = {"run": run, "round": r, "runs": x.runs, "steps": x.steps,
@@ -496,14 +490,7 @@ def consolidate(
             raise OelError(f"consolidation of round {r} has started with other settings; use a new run to change them")
         config = replace(config, consolidation=replace(config.consolidation, **overrides)).validate()
         save_config(store, config)
-    stop = StopFlag()
-    try:
-        with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
-            runner = _runner(store, config, json_out, stop, view)
-            runner.consolidate(r)
-    except Stopped:
-        store.close()
-        _interrupted(run)
+    _drive(store, config, json_out, lambda runner: runner.consolidate(r))
     steps_done = [m for m in store.metrics() if m.get("phase") == "consolidate" and m.get("round") == r]
     summary = {"run": run, "round": r, "steps": len(steps_done), "adapter": str(art.adapter_dir(r)),
                "first_loss": steps_done[0].get("loss") if steps_done else None,
@@ -550,7 +537,8 @@ def _finish(summary: dict, json_out: bool, title: str) -> None:
 def main() -> None:
     """Entry point: one-line errors, no tracebacks."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a typer.Exit's code instead of raising it
+        sys.exit(code if isinstance(code, int) else 0)
     except OelError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -77,3 +77,20 @@ def test_loop_survives_kill_9_and_resumes(tmp_path, tiny_folder):
     steps = [json.loads(l) for l in (saves / "k" / "metrics.jsonl").read_text().splitlines()]
     consolidate_steps = [m["step"] for m in steps if m.get("phase") == "consolidate"]
     assert sorted(consolidate_steps) == list(range(4))
+
+
+def test_ctrl_c_stops_with_code_130_and_the_same_command_resumes(tmp_path, tiny_folder):
+    saves = tmp_path / "saves"
+    args = [sys.executable, "-m", "oel_engine.cli", "loop", "--run", "c", "--model", str(tiny_folder),
+            "--rounds", "1", "--saves", str(saves)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    index = saves / "c" / "experience" / "index.jsonl"
+    deadline = time.time() + 300
+    while not index.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-1000:]
+    assert "the same command resumes run 'c'" in err and "Traceback" not in err
+    summary = last_json(subprocess.run(args + ["--json"], capture_output=True, text=True, timeout=900))
+    assert summary["rounds"][0]["consolidated"]["samples"] == 2
