@@ -86,4 +86,4 @@ async def test_tui_end_to_end_embedded_model_plays(tmp_path):
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.screen.agent_game.turns == 1
-        assert any(line.startswith("agent said:") for line in app.screen.query_one("#agent-log").lines)
+        assert "agent said:" in app.screen.query_one("#agent-log").text()

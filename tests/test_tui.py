@@ -49,7 +49,7 @@ async def test_play_screen_person_and_agent_on_the_same_map(tmp_path):
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert screen.agent_game.turns == 1
-        assert "action: [right]" in "\n".join(screen.query_one("#agent-log").lines)
+        assert "action: [right]" in screen.query_one("#agent-log").text()
         await pilot.press("n")
         assert screen.seed == 1 and screen.human_game.turns == 0
 

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, Static
+from textual.widgets import Footer, Header, RichLog, Static
 
 from oel_engine.actions import parse_action
 
@@ -30,8 +30,17 @@ class Score:
         return f"{self.games} games, {self.wins} wins ({rate:.0%})"
 
 
-class MoveLog(Log, can_focus=False):
-    """A log that never takes focus: arrows and WASD belong to the person's board."""
+class MoveLog(RichLog, can_focus=False):
+    """A wrapping log that never takes focus: arrows and WASD belong to the person's board."""
+
+    def __init__(self, **kwargs):
+        super().__init__(wrap=True, markup=False, highlight=False, min_width=20, **kwargs)
+
+    def write_line(self, text: str) -> None:
+        self.write(text)
+
+    def text(self) -> str:
+        return "\n".join(strip.text for strip in self.lines)
 
 
 class PlayScreen(Screen):
@@ -61,12 +70,12 @@ class PlayScreen(Screen):
                 yield Static("Agent", classes="side-title")
                 yield BoardView(id="agent-board")
                 yield Static("", id="agent-status", classes="status")
-                yield MoveLog(id="agent-log", highlight=False)
+                yield MoveLog(id="agent-log")
             with Vertical(classes="side", id="human-side"):
                 yield Static("You (arrows or WASD)", classes="side-title")
                 yield BoardView(id="human-board")
                 yield Static("", id="human-status", classes="status")
-                yield MoveLog(id="human-log", highlight=False)
+                yield MoveLog(id="human-log")
         yield Static("", id="score")
         yield Footer()
 
@@ -83,7 +92,7 @@ class PlayScreen(Screen):
         self.query_one("#agent-board", BoardView).board = self.agent_game.board()
         self.query_one("#human-board", BoardView).board = self.human_game.board()
         for side in ("agent", "human"):
-            self.query_one(f"#{side}-log", Log).write_line(f"-- map seed {self.seed}: {game.label()} --")
+            self.query_one(f"#{side}-log", MoveLog).write_line(f"-- map seed {self.seed}: {game.label()} --")
         self.refresh_status()
 
     def refresh_status(self) -> None:
@@ -107,7 +116,7 @@ class PlayScreen(Screen):
             return
         result = self.human_game.step(f"[{direction}]")
         self.query_one("#human-board", BoardView).board = result.board
-        self.query_one("#human-log", Log).write_line(f"you: [{direction}] -> {first_line(result.feedback)}")
+        self.query_one("#human-log", MoveLog).write_line(f"you: [{direction}] -> {first_line(result.feedback)}")
         if result.done:
             self.human_score.add(self.human_game.success)
             self.app.save_human_game(self.human_game)
@@ -120,7 +129,10 @@ class PlayScreen(Screen):
             self.action_next_map()
             return
         game, sampling = self.agent_game, self.app.settings.sampling
-        self.app.jobs.start("agent-move", lambda on_event, stop: self._agent_move(game, sampling))
+        busy_with = self.app.jobs.current
+        if not self.app.jobs.start("agent-move", lambda on_event, stop: self._agent_move(game, sampling)):
+            if busy_with != "agent-move":
+                self.notify(f"The model is busy ({busy_with}); the agent moves when it is free.", severity="warning")
 
     def _agent_move(self, game, sampling) -> None:
         move = self.app.engine.agent_move(game, sampling)
@@ -131,7 +143,7 @@ class PlayScreen(Screen):
             return  # the map changed while the model was thinking
         result = game.step(move.response)
         self.query_one("#agent-board", BoardView).board = result.board
-        log = self.query_one("#agent-log", Log)
+        log = self.query_one("#agent-log", MoveLog)
         action = parse_action(move.response)
         log.write_line(f"agent said: {move.response.strip()[:300]}")
         log.write_line(f"  action: {('[' + action + ']') if action else 'none found'} -> {first_line(result.feedback)}")
