@@ -150,3 +150,35 @@ def test_a_persons_games_are_read_first_and_labelled_human(tmp_path, tiny_tokeni
     step1 = [rec for rec in index if rec["step"] == 1]
     assert any(i["source"] == "human" for rec in step1 for i in rec["items"])  # accumulated into later steps
     assert any(i["source"] == "model" for rec in step1 for i in rec["items"])
+
+
+def test_edits_from_the_app_are_saved_and_used_by_consolidation(tmp_path, tiny_tokenizer):
+    """Extract, then disable one item and rewrite another through the app's engine; the
+    consolidation data must carry the edited experience."""
+    from oel_tui.engine import LocalEngine
+
+    store, config = open_loop_run(tmp_path, "r", tiny_config())
+    runner = RoundRunner(store, config, new_lm(tiny_tokenizer))
+    runner.extract(0)
+    store.close()
+    engine = LocalEngine(tmp_path)
+    items = engine.experience("r")
+    step = config.extraction.consolidation_step
+    first, second = [next(i for i in items if i.run == k and i.step == step) for k in (0, 1)]
+    assert all(i.new_this_round for i in items)
+    engine.set_item("r", first, enabled=False, text=first.text)
+    engine.set_item("r", second, enabled=True, text="Holes end the game.")
+    edited = {(i.run, i.step, i.text): i for i in engine.experience("r")}
+    assert not edited[(0, step, first.text)].enabled
+    assert edited[(1, step, "Holes end the game.")].edited
+    store, config = open_loop_run(tmp_path, "r", None)
+    try:
+        runner = RoundRunner(store, config, new_lm(tiny_tokenizer))
+        texts = runner._consolidation_experiences(0)
+        runner.collect(0)
+        data = runner.build_data(0)
+    finally:
+        store.close()
+    assert first.text not in texts[0]  # disabled: left out
+    assert "Holes end the game." in texts[1] and second.text not in texts[1]  # rewritten
+    assert {d["privileged_context"] for d in data} <= set(texts)
