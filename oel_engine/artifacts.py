@@ -21,6 +21,7 @@ from .experience import ExperienceItem, ExperienceState
 from .storage import RunStore, append_jsonl, atomic_directory, atomic_write_bytes, atomic_write_text, read_jsonl
 from .trajectory import Episode
 
+# Stage names in the run's state table, in the order a round runs them.
 STAGES = ("eval_base", "extract", "eval_in_context", "collect", "consolidate", "eval_consolidated")
 
 

@@ -367,12 +367,12 @@ def _interrupted(run: str) -> None:
 
 
 def _round_table(store) -> Table:
-    from .reporting import round_rows
+    from .reporting import eval_summaries
 
     table = Table(title=f"run {store.name}: held-out results per round (mean ± sd over samples)")
     for col in ("round", "model", "pass rate", "legal actions", "response tokens", "turns"):
         table.add_column(col)
-    for row in round_rows(store.metrics()):
+    for row in eval_summaries(store.metrics()):
         table.add_row(str(row["round"]), row["kind"], f"{row['pass_rate']:.1%} ± {row['pass_rate_std']:.1%}",
                       f"{row['legal_action_rate']:.1%} ± {row['legal_action_rate_std']:.1%}",
                       f"{row['mean_response_tokens']:.1f}", f"{row['mean_turns']:.2f}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict
 from typing import Callable
 
 from .artifacts import RunArtifacts
@@ -388,10 +387,6 @@ class RoundRunner:
                                 "seconds": round(self.stage_seconds["consolidate"], 1),
                                 "peak_memory_mb": round(peak_memory_mb(self.lm.device), 1)})
         self.art.mark_done(r, "consolidate")
-
-
-def config_record(config: LoopConfig) -> dict:
-    return asdict(config)
 
 
 __all__ = ["RoundRunner", "collect_seed", "extract_seed", "stream_seed", "EVAL_SEED_BASE"]

@@ -6,8 +6,6 @@ steps N, the experience token budget, the LoRA settings), the choice is ours and
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .config import (
     ConsolidationConfig, EvalConfig, ExtractionConfig, GameConfig, LoopConfig, ModelConfig, SamplingConfig,
 )
@@ -61,4 +59,4 @@ def build(preset: str, game: GameConfig, model: ModelConfig, rounds: int) -> Loo
     raise OelError(f"unknown preset '{preset}': choose demo or paper")
 
 
-__all__ = ["PRESETS", "build", "demo", "paper", "replace"]
+__all__ = ["PRESETS", "build", "demo", "paper"]

@@ -17,10 +17,6 @@ def eval_summaries(metrics: list[dict]) -> list[dict]:
     return [latest[k] for k in sorted(latest, key=lambda k: (k[0], KINDS.index(k[1]) if k[1] in KINDS else 9))]
 
 
-def round_rows(metrics: list[dict]) -> list[dict]:
-    return eval_summaries(metrics)
-
-
 def curve(metrics: list[dict], round_index: int) -> list[dict]:
     """In-context pass rate per extraction step, mean over extraction runs."""
     by_step = defaultdict(list)
