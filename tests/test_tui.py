@@ -103,6 +103,7 @@ async def test_rounds_screen_runs_a_stage_and_keys_work_while_it_runs(tmp_path):
         assert list(screen.query_one("#loss-chart").data) == [1.0, 0.5, 1.0 / 3]
         assert "finished" in str(screen.query_one("#stage-label").render())
         assert screen.query_one("#results").row_count == 1
+        assert list(screen.query_one("#pass-chart").data) == [0.1]  # the base pass rate so far
 
 
 async def test_cancel_stops_within_one_unit(tmp_path):

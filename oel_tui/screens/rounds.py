@@ -44,6 +44,8 @@ class RoundsScreen(Screen):
                     yield Sparkline([], id="mass-chart")
             yield Static("Held-out results per round", classes="section")
             yield DataTable(id="results", cursor_type="none")
+            yield Static("", id="pass-label")
+            yield Sparkline([], id="pass-chart")
             yield Static("", id="curve-label")
             yield Sparkline([], id="curve-chart")
         yield Footer()
@@ -87,6 +89,10 @@ class RoundsScreen(Screen):
         for s in eval_summaries(self.metrics):
             table.add_row(str(s["round"]), s["kind"], f"{s['pass_rate']:.1%} ± {s['pass_rate_std']:.1%}",
                           f"{s['legal_action_rate']:.1%}", f"{s['mean_response_tokens']:.1f}", f"{s['mean_turns']:.2f}")
+        progression = [s for s in eval_summaries(self.metrics) if s["kind"] in ("base", "consolidated")]
+        self.query_one("#pass-chart", Sparkline).data = [s["pass_rate"] for s in progression]
+        self.query_one("#pass-label", Static).update(
+            "Pass rate, base then after each round: " + (" -> ".join(f"{s['pass_rate']:.0%}" for s in progression) or "-"))
         rounds = sorted({m["round"] for m in self.metrics if m.get("phase") == "curve"})
         points = curve(self.metrics, rounds[-1]) if rounds else []
         self.query_one("#curve-chart", Sparkline).data = [p["pass_rate"] for p in points]
