@@ -86,8 +86,11 @@ class RunArtifacts:
                 latest[key] = r
         return latest
 
-    def load_state(self, round_index: int, run: int, step: int) -> ExperienceState:
-        record = self.snapshot_records(round_index).get((round_index, run, step))
+    def load_state(self, round_index: int, run: int, step: int, records: dict | None = None) -> ExperienceState:
+        """One run's experience after `step`; pass `records` (from snapshot_records) to skip a reread."""
+        if records is None:
+            records = self.snapshot_records(round_index)
+        record = records.get((round_index, run, step))
         if record is None:
             return ExperienceState(round_index, run, step)
         items = [ExperienceItem.from_dict(i) for i in record.get("items", [])]
@@ -95,12 +98,12 @@ class RunArtifacts:
 
     def experiences_for_consolidation(self, round_index: int, runs: int, step: int, fmt: str) -> list[str]:
         """The K experience texts at the fixed step, as edited by a person if they were."""
+        records = self.snapshot_records(round_index)
         texts = []
         for run in range(runs):
-            state = self.load_state(round_index, run, step)
-            if not state.items and (round_index, run, step) not in self.snapshot_records(round_index):
+            if (round_index, run, step) not in records:
                 raise OelError(f"round {round_index} has no experience for run {run} at step {step}: run extraction first")
-            texts.append(state.text(fmt))
+            texts.append(self.load_state(round_index, run, step, records).text(fmt))
         return texts
 
     def save_edit(self, state: ExperienceState, fmt: str) -> None:

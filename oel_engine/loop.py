@@ -175,14 +175,14 @@ class RoundRunner:
         states = []
         for k in range(x.runs):
             last = max((n for (rr, kk, n), rec in records.items() if kk == k and rec.get("kind") == "extract"), default=None)
-            states.append(self.art.load_state(r, k, last) if last is not None else ExperienceState(r, k, 0))
+            states.append(self.art.load_state(r, k, last, records) if last is not None else ExperienceState(r, k, 0))
         first = min(s.step for s in states) + 1
         self.on_event(StageStarted("extract", x.steps, f"{x.runs} runs x {x.steps} steps"))
         self.on_event(Progress("extract", first - 1, x.steps))
         started = time.perf_counter()
         if x.curve_every:  # curve points of finished steps that an interruption cut short
             for n in range(x.curve_every, first, x.curve_every):
-                self._curve_point(r, n, [self.art.load_state(r, k, n) for k in range(x.runs)])
+                self._curve_point(r, n, [self.art.load_state(r, k, n, records) for k in range(x.runs)])
         count_tokens = lambda text: len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
         for n in range(first, x.steps + 1):
             self.stop.check()
@@ -272,8 +272,7 @@ class RoundRunner:
 
     def _consolidation_experiences(self, r: int) -> list[str]:
         x = self.cfg.extraction
-        texts = self.art.experiences_for_consolidation(r, x.runs, x.consolidation_step, x.format)
-        return texts
+        return self.art.experiences_for_consolidation(r, x.runs, x.consolidation_step, x.format)
 
     # -- collection and consolidation --------------------------------------------------------------------
 
@@ -288,8 +287,9 @@ class RoundRunner:
         saved = {i for i in range(total) if self.store.has_episode(self._collect_id(r, i))}
         self.on_event(StageStarted("collect", total, f"{c.steps} steps x {c.games_per_step} games"))
         started = time.perf_counter()
-        missing = [i for i in range(total) if i not in saved and collect_seed(r, *divmod(i, c.games_per_step)) not in partial]
-        index_of = {collect_seed(r, *divmod(i, c.games_per_step)): i for i in range(total)}
+        seeds = [collect_seed(r, *divmod(i, c.games_per_step)) for i in range(total)]
+        missing = [i for i in range(total) if i not in saved and seeds[i] not in partial]
+        index_of = {seed: i for i, seed in enumerate(seeds)}
         done_count = total - len(missing)
         self.on_event(Progress("collect", done_count, total))
 
@@ -304,7 +304,7 @@ class RoundRunner:
 
         if missing:
             policy = self._model_policy(self.cfg.deploy, seed=stream_seed(self.cfg.seed, r, "collect"))
-            play_episodes(self.cfg.game, [collect_seed(r, *divmod(i, c.games_per_step)) for i in missing], policy,
+            play_episodes(self.cfg.game, [seeds[i] for i in missing], policy,
                           round_index=r, stage="collect", concurrent=self.lm.config.batch_size, on_episode=keep,
                           stop=self.stop, sampling_seed=stream_seed(self.cfg.seed, r, "collect"))
         games = sorted(self.art.partial_episodes(r), key=lambda e: e.seed)

@@ -177,7 +177,7 @@ class LocalEngine:
             steps = sorted(n for (r, k, n) in records if k == item.run)
             fmt = records[(item.round, item.run, steps[-1])].get("format", "structured") if steps else "structured"
             for n in steps:  # every later snapshot that still holds the item
-                state = art.load_state(item.round, item.run, n)
+                state = art.load_state(item.round, item.run, n, records)
                 changed = False
                 for it in state.items:
                     if it.text == item.text and it.step == item.step and it.episode_id == item.episode_id:
