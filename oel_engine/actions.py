@@ -1,4 +1,5 @@
-"""Action parsing: the LAST bracketed move anywhere in the response wins."""
+"""Reading model answers: the LAST bracketed move anywhere in the response wins; a thinking
+model's answer is what follows its last `</think>`."""
 
 from __future__ import annotations
 
@@ -15,3 +16,17 @@ def parse_action(response: str) -> str | None:
         return None
     word = matches[-1].lower()
     return _WASD.get(word, word)
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def strip_thinking(text: str) -> str:
+    """A thinking model's answer: what follows the last `</think>` (as the reference does).
+
+    Templates that open `<think>` in the prompt leave only `</think>` in the output, so the
+    close tag alone decides. An answer cut off before `</think>` is kept whole (minus an opening
+    tag): dropping it would turn every truncated answer into nothing."""
+    if THINK_CLOSE in text:
+        return text.rsplit(THINK_CLOSE, 1)[1].strip()
+    return text.replace(THINK_OPEN, "", 1).strip()

@@ -18,12 +18,9 @@ from pathlib import Path
 
 from .errors import OelError
 from .experience import ExperienceItem, ExperienceState
-from .storage import RunStore, append_jsonl, atomic_directory, atomic_write_bytes, atomic_write_text, read_jsonl
+from .fileio import append_jsonl, atomic_directory, atomic_write_bytes, atomic_write_text, read_jsonl
+from .storage import RunStore
 from .trajectory import Episode
-
-# Stage names in the run's state table, in the order a round runs them.
-STAGES = ("eval_base", "extract", "eval_in_context", "collect", "consolidate", "eval_consolidated")
-
 
 class RunArtifacts:
     def __init__(self, store: RunStore):
@@ -38,16 +35,18 @@ class RunArtifacts:
         q = Query()
         return bool(self.store.db.table("state").search((q.round == round_index) & (q.stage == stage)))
 
+    def stages_done(self, round_index: int) -> set[str]:
+        return {s["stage"] for s in self.store.db.table("state").all() if s.get("round") == round_index}
+
     def mark_done(self, round_index: int, stage: str, **info) -> None:
         if not self.stage_done(round_index, stage):
             self.store.db.table("state").insert({"round": round_index, "stage": stage, **info})
 
     def rounds_done(self) -> int:
         """Rounds whose last stage has finished."""
-        done = 0
-        while self.stage_done(done, "eval_consolidated"):
-            done += 1
-        return done
+        from .runs import rounds_done
+
+        return rounds_done(self.store.db.table("state").all())
 
     # -- experience -------------------------------------------------------------------------------
 

@@ -112,14 +112,17 @@ def _status(message: str) -> None:
     console.print(f"[dim]{message}[/]")
 
 
-def _load_model(model: str, adapter: Optional[str], device: str, thinking: bool, allow_download: bool, batch: int):
-    from .model.loader import load_language_model
+def _model_config(model: str, adapter: Optional[str], device: str, thinking: bool, allow_download: bool,
+                  batch: int) -> ModelConfig:
+    return ModelConfig(model=model, adapter=adapter, device=device, thinking=thinking,
+                       allow_download=allow_download, batch_size=batch)
 
-    return load_language_model(
-        ModelConfig(model=model, adapter=adapter, device=device, thinking=thinking,
-                    allow_download=allow_download, batch_size=batch),
-        status=_status,
-    )
+
+def _engine(saves):
+    from .session import Engine
+    from .storage import saves_root
+
+    return Engine(saves_root(saves))
 
 
 def _human_asker(stop: StopFlag):
@@ -199,8 +202,7 @@ def play(
     """Play games with a policy; every game is saved to a run."""
     from .evaluation import episode_metrics
     from .policies import HumanPolicy, ModelPolicy, RandomPolicy
-    from .rollout import play_episodes
-    from .storage import RunStore, new_run_name, saves_root
+    from .storage import new_run_name
 
     game_config = _game_config(game, size, holes, room, boxes, max_turns)
     _check_policy(policy)
@@ -210,40 +212,30 @@ def play(
         raise OelError(f"--seed must be between 0 and {EVAL_SEED_BASE - episodes} (higher seeds are held out for evaluation)")
     sampling = _sampling(temperature, top_p, top_k, max_new_tokens)
     stop = StopFlag()
-    lm = _load_model(model, adapter, device, thinking, allow_download, batch) if policy == "model" else None
+    engine = _engine(saves)
     if policy == "model":
-        chosen = ModelPolicy(lm, sampling, seed=seed, batch_size=batch)
+        engine.load_model(_model_config(model, adapter, device, thinking, allow_download, batch), _status)
+        chosen = ModelPolicy(engine.lm, sampling, seed=seed, batch_size=batch)
         chosen.should_stop = stop.is_set
     elif policy == "human":
         chosen = HumanPolicy(_human_asker(stop))
     else:
         chosen = RandomPolicy(seed)
     run_name = run or new_run_name("play")
-    saved = []
-    with RunStore(saves_root(saves), run_name) as store, _stop_on_ctrl_c(stop):
-        store.set_meta(game=game, game_config=game_config.__dict__, model=lm.name if lm else policy)
-
-        def save(episode):
-            store.add_episodes([episode])
-            saved.append(episode)
-
-        try:
-            with ProgressView(enabled=not json_out and policy != "human") as view:
-                play_episodes(
-                    game_config, list(range(seed, seed + episodes)), chosen,
-                    concurrent=1 if policy == "human" else batch, on_event=view, on_episode=save, stop=stop,
-                )
-        except Stopped:
-            console.print(f"[yellow]Stopped: {len(saved)} finished game(s) saved in run '{run_name}'.[/]")
-            if not saved:
-                raise typer.Exit(130)
+    with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out and policy != "human") as view:
+        saved, stopped = engine.play(game_config, list(range(seed, seed + episodes)), chosen, run_name,
+                                     concurrent=1 if policy == "human" else batch, on_event=view, stop=stop)
+    if stopped:
+        console.print(f"[yellow]Stopped: {len(saved)} finished game(s) saved in run '{run_name}'.[/]")
+        if not saved:
+            raise typer.Exit(130)
     summary = {**episode_metrics(saved), "run": run_name, "game": game, "policy": policy}
     if policy == "human" or not json_out:
         for e in saved:
             status = "[green]won[/]" if e.success else "[red]lost[/]"
             out.print(f"seed {e.seed}: {status} in {len(e.turns)} turn(s) - {e.outcome.reason}")
     _finish(summary, json_out, f"play: {game_config.label()}, policy {policy}, run {run_name}")
-    if stop.is_set():
+    if stopped:
         raise typer.Exit(130)
 
 
@@ -264,10 +256,8 @@ def evaluate_cmd(
     device: str = DeviceOpt, thinking: bool = ThinkOpt, allow_download: bool = DownloadOpt, batch: int = BatchOpt,
 ):
     """Pass rate, legal-action rate, response length and turns on the held-out maps."""
-    from .evaluation import evaluate
     from .experience_file import read_experience
     from .policies import ModelPolicy, RandomPolicy
-    from .storage import RunStore, saves_root
 
     game_config = _game_config(game, size, holes, room, boxes, max_turns)
     _check_policy(policy, ("random", "model"))
@@ -276,45 +266,33 @@ def evaluate_cmd(
     sampling = _sampling(temperature, top_p, top_k, max_new_tokens)
     experience_text = read_experience(experience) if experience else None
     stop = StopFlag()
-    lm = _load_model(model, adapter, device, thinking, allow_download, batch) if policy == "model" else None
+    engine = _engine(saves)
+    if policy == "model":
+        engine.load_model(_model_config(model, adapter, device, thinking, allow_download, batch), _status)
 
     def make_policy(sample: int):
-        if lm is None:
+        if engine.lm is None:
             return RandomPolicy(sample)
-        p = ModelPolicy(lm, sampling, seed=sample, batch_size=batch)
+        p = ModelPolicy(engine.lm, sampling, seed=sample, batch_size=batch)
         p.should_stop = stop.is_set
         return p
 
-    store = RunStore(saves_root(saves), run) if run else None
     try:
         with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
-            result, played = evaluate(
-                game_config, make_policy, episodes, samples,
-                experience=experience_text, experience_name=str(experience) if experience else None,
-                concurrent=batch, on_event=view, stop=stop,
-            )
-        summary = {**result.summary(), "experience": str(experience) if experience else None}
-        if store:
-            store.set_meta(game=game, game_config=game_config.__dict__, model=lm.name if lm else policy)
-            store.add_episodes(played)
-            store.add_metrics({"phase": "eval", **summary})
-            summary["run"] = store.name
+            summary = engine.evaluate(game_config, make_policy, episodes, samples, experience=experience_text,
+                                      experience_name=str(experience) if experience else None, run=run,
+                                      concurrent=batch, on_event=view, stop=stop)
     except Stopped:
         console.print("[yellow]Stopped; an interrupted evaluation is not recorded.[/]")
         raise typer.Exit(130)
-    finally:
-        if store:
-            store.close()
     _finish(summary, json_out, f"eval: {game_config.label()}, policy {policy}, {samples} sample(s)")
 
 
 @app.command()
 def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
     """List saved runs."""
-    from .storage import list_runs, saves_root
-
-    root = saves_root(saves)
-    found = list_runs(root)
+    engine = _engine(saves)
+    root, found = engine.saves, engine.runs()
     if json_out:
         rows = [{"name": r.name, "game": r.game, "model": r.model, "created": r.created, "rounds": r.rounds, "episodes": r.episodes,
                  "wins": r.wins, "last_pass_rate": r.last_pass_rate, "problem": r.problem} for r in found]
@@ -338,27 +316,17 @@ PresetOpt = typer.Option("demo", "--preset", help="demo (CPU, embedded model) or
 RunOpt = typer.Option(..., "--run", help="run name (created if new, resumed if it exists)")
 
 
-def _drive(store, config, json_out: bool, action) -> None:
-    """Load the model and run `action(runner)` with progress bars and Ctrl-C handling;
-    a stop request closes the run and exits 130 with a note that the command resumes it."""
-    from .loop import RoundRunner
-    from .model.loader import load_language_model
-
+@contextmanager
+def _working(engine, run: str, config, json_out: bool):
+    """A run session with progress bars and Ctrl-C handling: yields (session, view, stop); a stop
+    request exits 130 with a note that the same command resumes the run."""
     stop = StopFlag()
     try:
-        with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
-            lm = load_language_model(config.model, status=_status)
-            action(RoundRunner(store, config, lm, on_event=view, stop=stop, status=_status))
+        with engine.session(run, config, status=_status, holder="this command") as session, \
+                _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
+            yield session, view, stop
     except Stopped:
-        store.close()
-        _interrupted(store.name)
-
-
-def _open(saves, run, new_config):
-    from .runs import open_loop_run
-    from .storage import saves_root
-
-    return open_loop_run(saves_root(saves), run, new_config)
+        _interrupted(run)
 
 
 def _interrupted(run: str) -> None:
@@ -366,16 +334,16 @@ def _interrupted(run: str) -> None:
     raise typer.Exit(130)
 
 
-def _round_table(store) -> Table:
+def _round_table(name: str, log) -> Table:
     from .reporting import eval_summaries
 
-    table = Table(title=f"run {store.name}: held-out results per round (mean ± sd over samples)")
+    table = Table(title=f"run {name}: held-out results per round (mean ± sd over samples)")
     for col in ("round", "model", "pass rate", "legal actions", "response tokens", "turns"):
         table.add_column(col)
-    for row in eval_summaries(store.metrics()):
-        table.add_row(str(row["round"]), row["kind"], f"{row['pass_rate']:.1%} ± {row['pass_rate_std']:.1%}",
-                      f"{row['legal_action_rate']:.1%} ± {row['legal_action_rate_std']:.1%}",
-                      f"{row['mean_response_tokens']:.1f}", f"{row['mean_turns']:.2f}")
+    for row in eval_summaries(log):
+        table.add_row(str(row.round), str(row.kind), f"{row.pass_rate:.1%} ± {row.pass_rate_std:.1%}",
+                      f"{row.legal_action_rate:.1%} ± {row.legal_action_rate_std:.1%}",
+                      f"{row.mean_response_tokens:.1f}", f"{row.mean_turns:.2f}")
     return table
 
 
@@ -400,18 +368,19 @@ def loop(
     game_config = _game_config(game, size, holes, room, boxes, max_turns)
     model_config = ModelConfig(model=model, device=device, thinking=thinking, allow_download=allow_download)
     config = build(preset, game_config, model_config, rounds)
-    store, config = _open(saves, run, config)
-    _drive(store, config, json_out, lambda runner: runner.run(rounds))
-    summary = run_summary(store.metrics())
+    engine = _engine(saves)
+    with _working(engine, run, config, json_out) as (session, view, stop):
+        session.run_rounds(rounds, view, stop)
+        log = session.report().metrics
+    summary = run_summary(log)
     if not json_out:
-        out.print(_round_table(store))
+        out.print(_round_table(run, log))
         for entry in summary["rounds"]:
             points = ", ".join(f"step {p['step']}: {p['pass_rate']:.1%}" for p in entry["curve"])
             if points:
                 out.print(f"round {entry['round']} in-context curve (held-out pass rate): {points}")
             times = ", ".join(f"{k} {v:.0f} s" for k, v in entry["seconds"].items())
             out.print(f"round {entry['round']} seconds per stage: {times}; peak memory {entry['peak_memory_mb']:.0f} MB")
-    store.close()
     if json_out:
         print(json.dumps({"run": run, **summary}))
 
@@ -431,31 +400,18 @@ def extract(
     size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
 ):
     """Extract experience for the run's current round (a new run starts from --preset)."""
-    from dataclasses import replace
-
-    from .artifacts import RunArtifacts
     from .presets import build
-    from .runs import save_config
 
     game_config = _game_config(game, size, holes, room, boxes, max_turns)
     config = build(preset, game_config, ModelConfig(model=model, device=device), 1)
-    store, config = _open(saves, run, config)
-    art = RunArtifacts(store)
-    r = art.rounds_done()
-    overrides = {k: v for k, v in (("format", format), ("runs", runs), ("steps", steps)) if v is not None}
-    if overrides:
-        if art.snapshot_records(r):
-            store.close()
-            raise OelError(f"extraction of round {r} has started with other settings; use a new run to change them")
-        config = replace(config, extraction=replace(config.extraction, **overrides)).validate()
-        save_config(store, config)
-    _drive(store, config, json_out, lambda runner: runner.extract(r))
-    x = config.extraction
-    states = [art.load_state(r, k, x.steps) for k in range(x.runs)]
+    with _working(_engine(saves), run, config, json_out) as (session, view, stop):
+        session.override("extraction", format=format, runs=runs, steps=steps)
+        session.run("extract", view, stop)
+        x, r, art = session.config.extraction, session.current_round, session.art
+        states = [art.load_state(r, k, x.steps) for k in range(x.runs)]
     summary = {"run": run, "round": r, "runs": x.runs, "steps": x.steps,
                "items": [len(s.items) for s in states],
                "files": [str(art.snapshot_file(r, k, x.steps)) for k in range(x.runs)]}
-    store.close()
     if json_out:
         print(json.dumps(summary))
         return
@@ -475,27 +431,17 @@ def consolidate(
     saves: Optional[Path] = SavesOpt,
 ):
     """Collect deploy games and distil the round's experience into a LoRA adapter."""
-    from dataclasses import replace
+    from .reporting import consolidation_steps
 
-    from .artifacts import RunArtifacts
-    from .runs import save_config
-
-    store, config = _open(saves, run, None)
-    art = RunArtifacts(store)
-    r = art.rounds_done()
-    overrides = {k: v for k, v in (("loss", loss), ("steps", steps)) if v is not None}
-    if overrides:
-        if art.checkpoint_file(r).exists() or art.stage_done(r, "consolidate"):
-            store.close()
-            raise OelError(f"consolidation of round {r} has started with other settings; use a new run to change them")
-        config = replace(config, consolidation=replace(config.consolidation, **overrides)).validate()
-        save_config(store, config)
-    _drive(store, config, json_out, lambda runner: runner.consolidate(r))
-    steps_done = [m for m in store.metrics() if m.get("phase") == "consolidate" and m.get("round") == r]
-    summary = {"run": run, "round": r, "steps": len(steps_done), "adapter": str(art.adapter_dir(r)),
-               "first_loss": steps_done[0].get("loss") if steps_done else None,
-               "last_loss": steps_done[-1].get("loss") if steps_done else None}
-    store.close()
+    with _working(_engine(saves), run, None, json_out) as (session, view, stop):
+        r = session.current_round
+        session.override("consolidation", loss=loss, steps=steps)
+        session.run("consolidate", view, stop)
+        steps_done = consolidation_steps(session.report().metrics, r)
+        adapter = str(session.art.adapter_dir(r))
+    summary = {"run": run, "round": r, "steps": len(steps_done), "adapter": adapter,
+               "first_loss": steps_done[0].loss if steps_done else None,
+               "last_loss": steps_done[-1].loss if steps_done else None}
     if json_out:
         print(json.dumps(summary))
         return
@@ -503,8 +449,8 @@ def consolidate(
     for col in ("step", "loss", "reverse KL", "top-k mass", "response tokens", "seconds"):
         table.add_column(col, justify="right")
     for m in steps_done:
-        table.add_row(str(m["step"]), f"{m.get('loss', 0):.4f}", f"{m.get('reverse_kl', 0):.4f}",
-                      f"{m.get('topk_mass', 0):.3f}", f"{m.get('mean_response_tokens', 0):.1f}", f"{m.get('seconds', 0):.1f}")
+        table.add_row(str(m.step), f"{m.loss:.4f}", f"{m.reverse_kl:.4f}", f"{m.topk_mass:.3f}",
+                      f"{m.mean_response_tokens:.1f}", f"{m.seconds:.1f}")
     out.print(table)
     out.print(f"Adapter: {summary['adapter']}")
 
@@ -517,13 +463,7 @@ def merge(
     saves: Optional[Path] = SavesOpt,
 ):
     """Merge the run's LoRA adapters (rounds 0..R, in order) into a full Hugging Face checkpoint."""
-    from .merge import merge_run
-
-    store, config = _open(saves, run, None)
-    try:
-        target = merge_run(store, config, out_dir, round_index, status=_status)
-    finally:
-        store.close()
+    target = _engine(saves).merge(run, out_dir, round_index, status=_status)
     out.print(f"Merged checkpoint written to {target}")
 
 

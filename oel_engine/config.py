@@ -104,6 +104,8 @@ class ExtractionConfig:
     """Experience text is cut from the front to this many tokens (most recent whole items kept)."""
     max_new_tokens: int = 1024
     """Longest extractor answer."""
+    max_items: int = 0
+    """Most new items kept from one answer (0: every line with the item marker, as the reference)."""
     curve_every: int = 5
     """Measure the held-out pass rate with the experience in context every this many steps (0: off)."""
     curve_episodes: int = 32
@@ -151,7 +153,9 @@ class ConsolidationConfig:
     gradient_checkpointing: str = "auto"
     """`auto` (on with CUDA), `on` or `off`."""
     autocast: str = "auto"
-    """`auto` (bf16 autocast on CUDA), `bf16` or `off`."""
+    """`auto`: bf16 autocast on CUDA; on a CPU bf16 only where a quick measurement at the start
+    (a representative matmul and its backward) shows it faster than float32, since CPUs without
+    native bf16 run it tens of times slower. `bf16` or `off` force the choice."""
     checkpoint_every: int = 1
     """Save the adapter and optimizer state every this many steps (the resume points)."""
 
@@ -190,6 +194,8 @@ class LoopConfig:
             problems.append("extraction format must be structured or unstructured")
         if c.loss not in ("topk", "full", "offpolicy"):
             problems.append("loss must be topk, full or offpolicy")
+        if c.autocast not in ("auto", "bf16", "off"):
+            problems.append("autocast must be auto, bf16 or off")
         if problems:
             raise OelError("bad run configuration: " + "; ".join(problems))
         return self

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .config import GameConfig, eval_seeds
 from .events import EventSink, StopFlag, ignore
+from .metrics import EPISODE_METRICS, mean_sd
 from .policies import Policy
 from .rollout import play_episodes
 from .trajectory import Episode
 
-METRICS = ("pass_rate", "legal_action_rate", "mean_response_tokens", "mean_turns")
+METRICS = EPISODE_METRICS
 
 
 def episode_metrics(episodes: list[Episode]) -> dict:
@@ -37,12 +37,11 @@ class EvalResult:
     samples: list[dict] = field(default_factory=list)  # one episode_metrics dict per sampling seed
 
     def mean(self, metric: str) -> float:
-        return statistics.fmean(s[metric] for s in self.samples) if self.samples else 0.0
+        return mean_sd(s[metric] for s in self.samples)[0]
 
     def spread(self, metric: str) -> float:
         """Sample standard deviation over sampling seeds (0 with one sample)."""
-        values = [s[metric] for s in self.samples]
-        return statistics.stdev(values) if len(values) > 1 else 0.0
+        return mean_sd(s[metric] for s in self.samples)[1]
 
     def summary(self) -> dict:
         out = {"game": self.game, "policy": self.policy, "episodes": self.episodes, "samples": len(self.samples)}

@@ -1,8 +1,10 @@
 """Experience extraction: the model reads its own trajectories and writes down what it learned.
 
-K independent runs (differing only in sampling seed) each take N accumulation steps. A step
-plays ONE game with the current policy (no experience in its prompt); the same model then reads
-that trajectory plus the experience so far and writes 1-2 new items. Items are appended and the
+K independent runs each take N accumulation steps; at each step all K play the SAME map and
+differ only in sampling seed. A step plays ONE game with the current policy (no experience in
+its prompt); the same model then reads that trajectory (every turn's full response, reasoning
+included, and the move parsed from it) plus the experience so far, reasons step by step, and
+writes new items. Items are appended and the
 text is cut from the front to a token budget (the most recent whole items stay). Every step's
 experience is saved, with provenance.
 """
@@ -12,11 +14,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from .experience_file import ITEM_PREFIX, format_items, parse_items
-from .model.lm import strip_thinking
+from .actions import strip_thinking
 from .trajectory import Episode
 
 FORMATS = ("structured", "unstructured")
-MAX_RESPONSE_CHARS = 800  # per turn, in the extractor's view of a trajectory
 
 
 @dataclass
@@ -55,15 +56,18 @@ class ExperienceState:
 
 
 def trajectory_text(episode: Episode) -> str:
-    """Per turn: what the environment showed and what the player answered; then the result."""
+    """Per turn: what the environment showed, the player's whole answer (reasoning included, as
+    the reference keeps it) and the move parsed from it; then the result and its reason."""
     lines = []
     for turn in episode.turns:
         if turn.index == 0:
             shown = turn.prompt[-1]["content"].split("Current situation:\n", 1)[-1].rsplit("\n\nWhat action", 1)[0]
         else:
             shown = episode.turns[turn.index - 1].feedback
-        answer = strip_thinking(turn.response)[:MAX_RESPONSE_CHARS] or "(empty answer)"
-        lines.append(f"Turn {turn.index + 1}\nEnvironment:\n{shown.strip()}\nYour output:\n{answer.strip()}")
+        answer = turn.response.strip() or "(empty answer)"
+        move = f"[{turn.action}]" if turn.action else "none (no [move] found in the output)"
+        lines.append(f"Turn {turn.index + 1}\nEnvironment:\n{shown.strip()}\nYour output:\n{answer}\n"
+                     f"Move taken: {move}")
     outcome = episode.outcome
     result = "SUCCESS" if outcome and outcome.success else "FAILURE"
     reason = outcome.reason if outcome else "unfinished"
@@ -75,10 +79,10 @@ def extraction_prompt(episode: Episode, previous: str | None, fmt: str = "struct
     """The extractor's chat prompt for one trajectory."""
     if fmt == "structured":
         how = (
-            f'Write 1-2 new items. Each item is ONE line that starts with "{ITEM_PREFIX}". '
-            "Write nothing else."
+            "First reason step by step about what happened and why. Then write 1-2 new items, "
+            f'each on its own line in exactly this format:\n{ITEM_PREFIX} <one general lesson>'
         )
-    else:
+    else:  # the whole answer becomes the item, so no reasoning is asked for
         how = "Write 1-2 short new lessons as plain text."
     previous_block = previous.strip() if previous and previous.strip() else "(none yet)"
     content = (
@@ -93,15 +97,17 @@ def extraction_prompt(episode: Episode, previous: str | None, fmt: str = "struct
     return [{"role": "user", "content": content}]
 
 
-def parse_extraction(text: str, fmt: str = "structured", max_items: int = 2) -> list[str]:
+def parse_extraction(text: str, fmt: str = "structured", max_items: int = 0) -> list[str]:
     """New item texts from the extractor's answer (thinking removed).
 
-    Structured: only lines in the item format count (at most `max_items`). Unstructured: the whole
-    answer is one item. Returns [] for an answer with nothing usable (counted by the caller).
+    Structured: every line holding the item marker counts, a line with several markers gives
+    several items; `max_items` > 0 caps them (0: no cap, as the reference). Unstructured: the
+    whole answer is one item. Returns [] for an answer with nothing usable (counted by the caller).
     """
     answer = strip_thinking(text)
     if fmt == "structured":
-        return parse_items(answer)[:max_items]
+        items = parse_items(answer)
+        return items[:max_items] if max_items > 0 else items
     answer = answer.strip()
     return [answer] if answer else []
 

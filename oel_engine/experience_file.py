@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .errors import OelError
 
 ITEM_PREFIX = "- EXPERIENCE ITEM:"
 MAX_BYTES = 1_000_000
+_MARKER = re.compile(r"-?\s*EXPERIENCE ITEM:", re.IGNORECASE)
 
 
 def read_experience(path: str | Path) -> str:
@@ -30,12 +32,13 @@ def read_experience(path: str | Path) -> str:
 
 
 def parse_items(text: str) -> list[str]:
-    """The item texts of structured experience (lines in the item format only)."""
+    """The item texts of structured experience: every line that holds the item marker (wherever
+    it stands on the line) gives the text after it; a line with several markers gives several."""
     items = []
     for line in text.splitlines():
-        line = line.strip()
-        if line.upper().startswith(ITEM_PREFIX):
-            body = line[len(ITEM_PREFIX):].strip()
+        parts = _MARKER.split(line)
+        for body in parts[1:]:  # parts[0] is what precedes the first marker
+            body = body.strip().strip("*").strip()
             if body:
                 items.append(body)
     return items

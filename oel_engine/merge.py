@@ -7,7 +7,8 @@ from pathlib import Path
 from .artifacts import RunArtifacts
 from .config import LoopConfig
 from .errors import OelError
-from .storage import RunStore, atomic_directory
+from .fileio import atomic_directory
+from .storage import RunStore
 
 
 def merge_run(store: RunStore, config: LoopConfig, out_dir: Path, last_round: int | None = None, status=None) -> Path:

@@ -26,7 +26,7 @@ def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
         extraction=ExtractionConfig(runs=2, steps=4, format="unstructured", accumulate=True, budget_tokens=384,
                                     max_new_tokens=128, curve_every=2, curve_episodes=8),
         consolidation=ConsolidationConfig(steps=4, games_per_step=6, loss="topk", top_k=256, max_new_tokens=64,
-                                          micro_batch=4, gradient_checkpointing="off", autocast="bf16"),
+                                          micro_batch=4, gradient_checkpointing="off", autocast="auto"),
         evaluation=EvalConfig(episodes=32, samples=2,
                               sampling=SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=64)),
         rounds=rounds,

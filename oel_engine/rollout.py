@@ -16,7 +16,7 @@ from .events import EpisodeFinished, EventSink, Progress, StageFinished, StageSt
 from .games import Game, make_game
 from .policies import Policy, TurnRequest
 from .prompts import turn_messages
-from .trajectory import Episode, Outcome, Turn
+from .trajectory import Episode, Outcome, PolicyInfo, Turn
 
 
 def game_options(config: GameConfig) -> dict:
@@ -45,6 +45,7 @@ def play_episodes(
     stage: str = "play",
     concurrent: int = 32,
     sampling_seed: int | None = None,
+    sampling_seeds: Sequence[int] | None = None,
     on_event: EventSink = ignore,
     on_episode: Callable[[Episode], None] | None = None,
     stop: StopFlag | None = None,
@@ -53,7 +54,11 @@ def play_episodes(
 
     With `sampling_seed`, each game draws from its own random stream (derived from that seed and
     the map seed), so any subset of the seeds replays exactly as in a full run (resume).
+    `sampling_seeds` gives each game its stream directly (one per seed; for games that share
+    a map and must differ only in sampling).
     """
+    if sampling_seeds is not None and len(sampling_seeds) != len(seeds):
+        raise ValueError("sampling_seeds needs one seed per game")
     started = time.perf_counter()
     total = len(seeds)
     on_event(StageStarted(stage, total, game_config.label()))
@@ -78,7 +83,8 @@ def play_episodes(
                 board=slot.game.board(),
                 legal_moves=slot.game.legal_moves(),
                 turn=slot.game.turns,
-                sampling_seed=None if sampling_seed is None else game_sampling_seed(sampling_seed, slot.seed),
+                sampling_seed=(sampling_seeds[slot.index] if sampling_seeds is not None
+                               else None if sampling_seed is None else game_sampling_seed(sampling_seed, slot.seed)),
             )
             for slot in active
         ]
@@ -114,3 +120,27 @@ def play_episodes(
     episodes = [finished[i] for i in range(total)]
     on_event(StageFinished(stage, time.perf_counter() - started, {"episodes": total}))
     return episodes
+
+
+def episode_from_game(game) -> Episode:
+    """A finished game played outside `play_episodes` (a person on the Play screen) as an
+    Episode: each player move with the prompt a model would have seen at that point and the
+    game's answer to it, read from the game's message history."""
+    from .actions import parse_action
+
+    turns: list[Turn] = []
+    for i, message in enumerate(game.messages):
+        if message.sender == "player":
+            prompt = turn_messages(game.player_description, game.messages[:i])
+            turns.append(Turn(len(turns), prompt, message.text, parse_action(message.text), True, ""))
+        elif turns:
+            turn = turns[-1]
+            turn.feedback = f"{turn.feedback}\n{message.text}".strip()
+            if message.kind == "warning":
+                turn.valid = False
+    if turns and game.reason.startswith("Invalid Move"):
+        turns[-1].valid = False
+    options = {"size": getattr(game, "size", None), "holes": getattr(game, "holes", None),
+               "room": getattr(game, "room", None), "boxes": getattr(game, "boxes", None), "max_turns": game.max_turns}
+    return Episode(game.name, {k: v for k, v in options.items() if v is not None}, game.seed, PolicyInfo("human"),
+                   turns, Outcome(game.reward or 0.0, game.success, game.reason), stage="play", tags={"source": "human"})

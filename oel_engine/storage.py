@@ -1,43 +1,46 @@
-"""Saves: one folder per run, every write atomic, one writer per run.
+"""A run's folder: trajectories, metrics, its index and its one-writer lock.
 
 saves/<run>/
-  index.json          TinyDB: meta (game, model, created), episodes (id, seed, round, outcome)
+  index.json          TinyDB: meta (game, model, config, created) and the stage state table
   trajectories.jsonl  one Episode per line (readable by any JSON-lines tool)
-  metrics.jsonl       one metrics record per line (evaluations, later training steps)
+  episodes.jsonl      the id index: one short row per episode (id, seed, round, outcome, and the
+                      byte offset where its trajectory line ends), so opening a run never parses
+                      the trajectories
+  metrics.jsonl       one metrics record per line (oel_engine.metrics)
   .lock               held by the process writing the run
 
-Atomic = write a temp file in the same folder, fsync, rename over the target; a crash leaves
-either the old or the new file, never half of one.
+Appends are one write + fsync (fileio). Trajectories are appended before their index rows; a
+crash between the two is repaired on the next open by indexing the trajectory tail.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import re
-import shutil
-import tempfile
+import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from .errors import OelError
+from .fileio import append_bytes, append_jsonl, atomic_write_json, jsonl_bytes, log, parse_jsonl, read_jsonl, rewrite_jsonl
 from .trajectory import Episode
-
-log = logging.getLogger(__name__)
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TRAJECTORIES = "trajectories.jsonl"
+EPISODE_INDEX = "episodes.jsonl"
 METRICS = "metrics.jsonl"
 INDEX = "index.json"
+
+# Locks this process holds, by run folder, with what holds them: a lock message must never
+# blame "another process" when the holder is this very app.
+_held: dict[Path, str] = {}
+_held_guard = threading.Lock()
 
 
 def saves_root(explicit: str | os.PathLike | None = None) -> Path:
@@ -45,102 +48,12 @@ def saves_root(explicit: str | os.PathLike | None = None) -> Path:
     return Path(explicit or os.environ.get("OEL_SAVES") or "saves").expanduser()
 
 
-# -- atomic files -----------------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def atomic_directory(target: Path):
-    """Yield a temp folder beside `target`; when the block succeeds it replaces `target` whole."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def append_jsonl(path: Path, records: Iterable[dict]) -> None:
-    """Append records by rewriting the file atomically (old content + new lines)."""
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    if not lines:
-        return
-    old = Path(path).read_bytes() if Path(path).exists() else b""
-    if old and not old.endswith(b"\n"):
-        old += b"\n"
-    atomic_write_bytes(path, old + lines.encode("utf-8"))
-
-
-def read_jsonl(path: Path) -> tuple[list[dict], int]:
-    """Records of a JSON-lines file and the number of unreadable lines (skipped, logged)."""
-    path = Path(path)
-    if not path.exists():
-        return [], 0
-    records, bad = [], 0
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            log.warning("%s line %d is not valid JSON; skipped", path, number)
-            continue
-        if isinstance(value, dict):
-            records.append(value)
-        else:
-            bad += 1
-    return records, bad
-
-
 class AtomicJSONStorage(Storage):
-    """TinyDB storage whose every write is atomic."""
+    """TinyDB storage whose every write is atomic; `readonly` refuses writes (readers)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
 
     def read(self):
         if not self.path.exists():
@@ -149,27 +62,12 @@ class AtomicJSONStorage(Storage):
         return json.loads(text) if text.strip() else None
 
     def write(self, data) -> None:
+        if self.readonly:
+            raise OelError(f"{self.path.parent.name} was opened for reading only")
         atomic_write_json(self.path, data)
 
     def close(self) -> None:
         pass
-
-
-# -- runs -------------------------------------------------------------------------------------
-
-
-@dataclass
-class RunSummary:
-    name: str
-    path: Path
-    game: str
-    model: str
-    created: str
-    episodes: int
-    wins: int
-    last_pass_rate: float | None
-    problem: str = ""
-    rounds: int = 0  # OEL rounds finished
 
 
 def check_run_name(name: str) -> str:
@@ -183,50 +81,54 @@ def new_run_name(prefix: str) -> str:
 
 
 class RunStore:
-    """A run folder opened for writing; holds the run's lock until closed."""
+    """A run folder. Opened for writing it holds the run's lock until closed; opened with
+    `readonly=True` it takes no lock and never writes (listing, charts, experience, replay)."""
 
-    def __init__(self, root: Path, name: str, create: bool = True):
+    def __init__(self, root: Path, name: str, create: bool = True, readonly: bool = False, holder: str = ""):
         self.name = check_run_name(name)
         self.path = Path(root) / name
+        self.readonly = readonly
         if not self.path.is_dir():
-            if not create:
+            if not create or readonly:
                 raise OelError(f"no run named '{name}' in {root}")
             self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.path / ".lock", "a+")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise OelError(f"run '{name}' is in use by another process (one writer per run)") from None
+        self._lock_file = None
+        if not readonly:
+            self._lock(holder or "a job of this process")
         self.db = self._open_index()
-        records, _ = read_jsonl(self.path / TRAJECTORIES)
-        self._episode_ids = {r.get("episode_id") for r in records}
-        if len(self.db.table("episodes")) != len(self._episode_ids):  # a crash between the two writes
-            table = self.db.table("episodes")
-            table.truncate()
-            table.insert_multiple(_index_row(Episode.from_dict(r)) for r in _dedupe(records))
+        self._rows: list[dict] | None = None
+        self._ids: set[str] | None = None
+        if not readonly:
+            self._repair_episode_index()
 
-    def _open_index(self) -> TinyDB:
-        index = self.path / INDEX
-        try:
-            db = TinyDB(str(index), storage=AtomicJSONStorage)
-            db.tables()  # forces a read
-            return db
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-            # Keep the damaged file for inspection and rebuild the index from the trajectories.
-            kept = index.with_name(f"{INDEX}.corrupt-{int(time.time())}")
-            os.replace(index, kept)
-            log.warning("run %s: index was unreadable (%s); kept as %s and rebuilt", self.name, exc, kept.name)
-            db = TinyDB(str(index), storage=AtomicJSONStorage)
-            episodes, _ = read_jsonl(self.path / TRAJECTORIES)
-            db.table("episodes").insert_multiple(_index_row(Episode.from_dict(e)) for e in episodes)
-            return db
+    # -- the lock -------------------------------------------------------------------------------
+
+    def _lock(self, holder: str) -> None:
+        key = self.path.resolve()
+        with _held_guard:
+            if key in _held:
+                raise OelError(f"run '{self.name}' is busy in this app ({_held[key]}); "
+                               "wait for it to finish or cancel it")
+            self._lock_file = open(self.path / ".lock", "a+")
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._lock_file.close()
+                self._lock_file = None
+                raise OelError(f"run '{self.name}' is being written by another process (one writer per run); "
+                               "open it read-only or wait for that process to finish") from None
+            _held[key] = holder
 
     def close(self) -> None:
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        finally:
-            self._lock_file.close()
+        if self._lock_file is None:
+            return
+        with _held_guard:
+            _held.pop(self.path.resolve(), None)
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            finally:
+                self._lock_file.close()
+                self._lock_file = None
 
     def __enter__(self) -> "RunStore":
         return self
@@ -234,7 +136,22 @@ class RunStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # meta --------------------------------------------------------------------------------
+    # -- the TinyDB index (meta and stage state) ----------------------------------------------
+
+    def _open_index(self) -> TinyDB:
+        index = self.path / INDEX
+        try:
+            db = TinyDB(str(index), storage=AtomicJSONStorage, readonly=self.readonly)
+            db.tables()  # forces a read
+            return db
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+            if self.readonly:
+                raise OelError(f"run '{self.name}': index.json is unreadable; opening the run for writing rebuilds it") from None
+            # Keep the damaged file for inspection; the episode index lives apart and survives.
+            kept = index.with_name(f"{INDEX}.corrupt-{int(time.time())}")
+            os.replace(index, kept)
+            log.warning("run %s: index was unreadable (%s); kept as %s and started anew", self.name, exc, kept.name)
+            return TinyDB(str(index), storage=AtomicJSONStorage)
 
     def meta(self) -> dict:
         rows = self.db.table("meta").all()
@@ -249,38 +166,114 @@ class RunStore:
         table.truncate()
         table.insert(current)
 
-    # episodes ----------------------------------------------------------------------------
+    # -- episodes ---------------------------------------------------------------------------------
+
+    def _repair_episode_index(self) -> None:
+        """Index trajectory lines a crash left unindexed (or every line, for a run made before
+        the index existed); a damaged index is rebuilt from the trajectories."""
+        traj = self.path / TRAJECTORIES
+        size = traj.stat().st_size if traj.exists() else 0
+        rows = self.episode_rows()
+        end = rows[-1].get("end", 0) if rows else 0
+        if size == end:
+            return
+        if not isinstance(end, int) or end > size:  # the index is ahead of the file: start over
+            rows, end = [], 0
+            rewrite_jsonl(self.path / EPISODE_INDEX, [])
+        with open(traj, "rb") as f:
+            f.seek(end)
+            tail = f.read()
+        fresh, offset = [], end
+        for line in tail.splitlines(keepends=True):
+            start, offset = offset, offset + len(line)
+            if not line.endswith(b"\n"):
+                break  # a torn last line: never committed
+            records, _ = parse_jsonl(line, traj)
+            for r in records:
+                try:
+                    fresh.append({**_index_row(Episode.from_dict(r)), "start": start, "end": offset})
+                except (KeyError, TypeError):
+                    continue
+        known = {r["episode_id"] for r in rows}
+        fresh = [r for r in fresh if r["episode_id"] not in known]
+        if fresh or not rows:
+            log.info("run %s: indexed %d trajectory line(s)", self.name, len(fresh))
+            append_jsonl(self.path / EPISODE_INDEX, fresh)
+        self._rows = None
+        self._ids = None
+
+    def episode_rows(self) -> list[dict]:
+        """The id index: one small row per saved episode (no prompts, no responses)."""
+        if self._rows is None:
+            self._rows = read_episode_rows(self.path)
+        return self._rows
 
     def add_episodes(self, episodes: list[Episode]) -> int:
         """Append episodes not saved before (by episode_id); returns how many were new."""
-        fresh = [e for e in episodes if e.episode_id not in self._episode_ids]
+        if self._ids is None:
+            self._ids = {r["episode_id"] for r in self.episode_rows()}
+        fresh = [e for e in episodes if e.episode_id not in self._ids]
         if not fresh:
             return 0
-        append_jsonl(self.path / TRAJECTORIES, (e.to_dict() for e in fresh))
-        self._episode_ids.update(e.episode_id for e in fresh)
-        self.db.table("episodes").insert_multiple(_index_row(e) for e in fresh)
+        lines = [jsonl_bytes([e.to_dict()]) for e in fresh]
+        end = append_bytes(self.path / TRAJECTORIES, b"".join(lines))
+        start = end - sum(map(len, lines))
+        rows = []
+        for e, line in zip(fresh, lines):
+            rows.append({**_index_row(e), "start": start, "end": start + len(line)})
+            start += len(line)
+        append_jsonl(self.path / EPISODE_INDEX, rows)
+        self._ids.update(e.episode_id for e in fresh)
+        if self._rows is not None:
+            self._rows.extend(rows)
         return len(fresh)
 
     def has_episode(self, episode_id: str) -> bool:
-        return episode_id in self._episode_ids
+        if self._ids is None:
+            self._ids = {r["episode_id"] for r in self.episode_rows()}
+        return episode_id in self._ids
 
-    def episodes(self) -> list[Episode]:
-        return load_episodes(self.path)
+    def episodes(self, where=None) -> list[Episode]:
+        """Every saved episode, or those whose index row satisfies `where(row)`: only their
+        lines are read (seeking by the offsets in the index)."""
+        if where is None:
+            return load_episodes(self.path)
+        rows = [r for r in self.episode_rows() if where(r)]
+        out = []
+        with open(self.path / TRAJECTORIES, "rb") as f:
+            for row in rows:
+                if not isinstance(row.get("start"), int):  # an index row without offsets: read all
+                    return [e for e in load_episodes(self.path) if e.episode_id in {r["episode_id"] for r in rows}]
+                f.seek(row["start"])
+                records, _ = parse_jsonl(f.read(row["end"] - row["start"]), self.path / TRAJECTORIES)
+                out.extend(Episode.from_dict(r) for r in records)
+        return out
 
-    def add_metrics(self, record: dict) -> None:
-        record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
-        append_jsonl(self.path / METRICS, [record])
+    # -- metrics ----------------------------------------------------------------------------------
 
-    def metrics(self) -> list[dict]:
+    def add_metrics(self, record) -> None:
+        """Append one metrics record (a dataclass from oel_engine.metrics, or a dict)."""
+        data = record.to_dict() if hasattr(record, "to_dict") else dict(record)
+        append_jsonl(self.path / METRICS, [{"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **data}])
+
+    def metric_dicts(self) -> list[dict]:
         return read_jsonl(self.path / METRICS)[0]
 
+    def metrics(self):
+        """The run's metrics as typed records (oel_engine.metrics.MetricsLog)."""
+        from .metrics import MetricsLog
+
+        return MetricsLog.from_dicts(self.metric_dicts())
+
     def drop_metrics(self, predicate) -> int:
-        """Remove metric records matching `predicate` (work that will be redone after a resume)."""
-        records = self.metrics()
-        kept = [r for r in records if not predicate(r)]
-        if len(kept) != len(records):
-            atomic_write_text(self.path / METRICS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
-        return len(records) - len(kept)
+        """Remove records matching `predicate(record)` (typed; work that will be redone after a resume)."""
+        from .metrics import parse_record
+
+        dicts = self.metric_dicts()
+        kept = [d for d in dicts if not ((rec := parse_record(d)) is not None and predicate(rec))]
+        if len(kept) != len(dicts):
+            rewrite_jsonl(self.path / METRICS, kept)
+        return len(dicts) - len(kept)
 
 
 def _dedupe(records: list[dict]) -> list[dict]:
@@ -305,6 +298,15 @@ def _index_row(e: Episode) -> dict:
     }
 
 
+def read_episode_rows(run_path: Path) -> list[dict]:
+    """The id index of a run; falls back to reading the trajectories for a run without one."""
+    path = Path(run_path)
+    if (path / EPISODE_INDEX).exists():
+        rows, _ = read_jsonl(path / EPISODE_INDEX)
+        return _dedupe([r for r in rows if "episode_id" in r])
+    return [_index_row(e) for e in load_episodes(path)]
+
+
 def load_episodes(run_path: Path) -> list[Episode]:
     records, bad = read_jsonl(Path(run_path) / TRAJECTORIES)
     episodes = []
@@ -316,42 +318,3 @@ def load_episodes(run_path: Path) -> list[Episode]:
     if bad:
         log.warning("%s: %d unreadable trajectory lines skipped", run_path, bad)
     return episodes
-
-
-def list_runs(root: Path) -> list[RunSummary]:
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    out = []
-    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        out.append(summarize_run(path))
-    return out
-
-
-def summarize_run(path: Path) -> RunSummary:
-    """Read a run without taking its lock (readers never block the writer)."""
-    problem = ""
-    meta, rows, state = {}, [], []
-    try:
-        data = AtomicJSONStorage(str(path / INDEX)).read() or {}
-        meta = next(iter(data.get("meta", {}).values()), {})
-        rows = list(data.get("episodes", {}).values())
-        state = list(data.get("state", {}).values())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-        problem = f"index unreadable ({type(exc).__name__}); it is rebuilt when the run is next opened"
-        rows = [_index_row(e) for e in load_episodes(path)]
-    metrics, _ = read_jsonl(path / METRICS)
-    passes = [m["pass_rate"] for m in metrics
-              if isinstance(m.get("pass_rate"), (int, float)) and m.get("phase") == "eval" and "sample" not in m]
-    return RunSummary(
-        name=path.name,
-        path=path,
-        game=str(meta.get("game", "?")),
-        model=str(meta.get("model", "-")),
-        created=str(meta.get("created", "?")),
-        episodes=len(rows),
-        wins=sum(1 for r in rows if r.get("success")),
-        last_pass_rate=passes[-1] if passes else None,
-        problem=problem,
-        rounds=sum(1 for s in state if s.get("stage") == "eval_consolidated"),
-    )

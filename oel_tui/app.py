@@ -79,15 +79,19 @@ class OelApp(App):
         self.refresh_bindings()
 
     def save_human_game(self, game) -> None:
-        """A person's finished game goes into the current run, labelled human."""
-        if not self.settings.run:
-            return
-        from .human import save_human_episode
+        """A person's finished game goes into the current run, labelled human; with no run chosen
+        a new run (demo preset, this game and model) is made for it and chosen."""
+        from oel_engine.presets import build
 
+        new = None if self.settings.run else build("demo", self.settings.game, self.settings.model, 2)
         try:
-            save_human_episode(self.engine.saves, self.settings.run, game)
+            name, _ = self.engine.save_human_game(self.settings.run, game, new)
         except Exception as exc:
             self.notify(f"Your game was not saved: {exc}", severity="warning")
+            return
+        if not self.settings.run:
+            self.settings.run = name
+            self.notify(f"No run was chosen: your game was saved in a new run, {name} (now the current run).")
 
     async def action_quit(self) -> None:
         if self.jobs.busy:

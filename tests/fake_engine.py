@@ -8,7 +8,9 @@ from pathlib import Path
 from oel_engine.config import LoopConfig
 from oel_engine.events import MetricsRecorded, Progress, StageFinished, StageStarted
 from oel_engine.games import make_game
-from oel_engine.storage import RunSummary
+from oel_engine.metrics import MetricsLog
+from oel_engine.rollout import episode_from_game
+from oel_engine.runs import RunSummary
 from oel_tui.engine import AgentMove, ItemView, RunView
 
 
@@ -22,6 +24,7 @@ class FakeEngine:
                          "legal_action_rate": 0.5, "mean_response_tokens": 40.0, "mean_turns": 2.0}]
         self.release = threading.Event()  # a stage waits on it, so tests can act mid-job
         self.stage_calls = []
+        self.human_games = []  # (run, episode) saved by save_human_game
 
     def runs(self):
         return [RunSummary("demo", self.saves / "demo", "frozenlake", "fake", "today", 3, 1, 0.1)]
@@ -47,7 +50,7 @@ class FakeEngine:
         return AgentMove("I go [right]", 4)
 
     def open_run(self, name, config):
-        return RunView(name, config or LoopConfig(preset="demo"), list(self.metrics), 0)
+        return RunView(name, config or LoopConfig(preset="demo"), MetricsLog.from_dicts(self.metrics), 0)
 
     def run_stage(self, name, stage, on_event, stop):
         self.stage_calls.append(stage)
@@ -71,3 +74,9 @@ class FakeEngine:
             if it is item or (it.text == item.text and it.run == item.run):
                 self.items[i] = ItemView(it.round, it.run, it.step, text, it.episode_id, it.source, enabled,
                                          it.edited or text != it.text, it.new_this_round)
+
+    def save_human_game(self, name, game, new_config=None):
+        name = name or "play-new"
+        episode = episode_from_game(game)
+        self.human_games.append((name, episode))
+        return name, episode

@@ -14,8 +14,8 @@ def a_lost_game():
 def test_trajectory_text_has_inputs_outputs_and_result():
     text = trajectory_text(a_lost_game())
     assert "Turn 1\nEnvironment:\nCurrent Board" in text
-    assert "Your output:\nI think  [up]" in text  # thinking removed, the rest verbatim
-    assert "hmm" not in text
+    # the whole answer, reasoning included (the reference's keep-reasoning default), and the move
+    assert "Your output:\nI think <think>hmm [left]</think> [up]\nMove taken: [up]" in text
     assert text.rstrip().splitlines()[-1].startswith("Final result: FAILURE. Invalid Move")
 
 
@@ -23,16 +23,20 @@ def test_extraction_prompt_shows_previous_experience_and_format():
     episode = a_lost_game()
     first = extraction_prompt(episode, None)[0]["content"]
     assert "(none yet)" in first and ITEM_PREFIX in first
+    assert first.index("reason step by step") < first.index(ITEM_PREFIX)  # reasoning first, then the items
     later = extraction_prompt(episode, f"{ITEM_PREFIX} walls block moves")[0]["content"]
     assert "walls block moves" in later and "Do not repeat" in later
     free = extraction_prompt(episode, None, fmt="unstructured")[0]["content"]
     assert ITEM_PREFIX not in free
 
 
-def test_parse_structured_keeps_only_item_lines_and_at_most_two():
+def test_parse_structured_keeps_every_line_with_the_marker():
     answer = (f"Sure! Here you go:\n{ITEM_PREFIX} Moving up from the top row hits a wall.\n"
-              f"blah\n  {ITEM_PREFIX} Holes end the game.\n{ITEM_PREFIX} third one\n{ITEM_PREFIX}   ")
-    assert parse_extraction(answer) == ["Moving up from the top row hits a wall.", "Holes end the game."]
+              f"blah\n  {ITEM_PREFIX} Holes end the game.\n{ITEM_PREFIX} third one\n{ITEM_PREFIX}   \n"
+              f"1. {ITEM_PREFIX} numbered {ITEM_PREFIX} and a second on the same line")
+    assert parse_extraction(answer) == ["Moving up from the top row hits a wall.", "Holes end the game.", "third one",
+                                        "numbered", "and a second on the same line"]
+    assert parse_extraction(answer, max_items=2) == ["Moving up from the top row hits a wall.", "Holes end the game."]
     assert parse_extraction("nothing useful here") == []
     assert parse_extraction(f"<think>{ITEM_PREFIX} secret</think>{ITEM_PREFIX} visible") == ["visible"]
     assert parse_extraction("  free text lesson  ", fmt="unstructured") == ["free text lesson"]

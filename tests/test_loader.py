@@ -4,7 +4,7 @@ import torch
 from oel_engine.config import ModelConfig, SamplingConfig
 from oel_engine.errors import OelError
 from oel_engine.model import loader
-from oel_engine.model.lm import strip_thinking
+from oel_engine.actions import strip_thinking
 
 from .conftest import build_tiny_model
 
@@ -70,4 +70,6 @@ def test_device_resolution():
 
 def test_strip_thinking():
     assert strip_thinking("<think>try [up]</think> I go [down]") == "I go [down]"
-    assert strip_thinking("answer [left] <think>unfinished") == "answer [left]"
+    assert strip_thinking("answer [left] <think>unfinished") == "answer [left] unfinished"  # cut off: kept
+    assert strip_thinking("prompt-opened reasoning [up]</think> I go [right]") == "I go [right]"
+    assert strip_thinking("<think>a</think> b </think> c") == "c"

@@ -12,10 +12,13 @@ from oel_engine.config import (
 )
 from oel_engine.errors import Stopped
 from oel_engine.events import Progress, StopFlag
-from oel_engine.loop import RoundRunner
+from oel_engine.metrics import MetricsLog
 from oel_engine.model.lm import LanguageModel
 from oel_engine.reporting import run_summary
+from oel_engine.round import RoundRunner
+from oel_engine.round.collect import build_data
 from oel_engine.runs import open_loop_run
+from oel_engine.session import Engine
 
 from .conftest import build_tiny_model
 
@@ -70,8 +73,10 @@ def artifacts(root: Path) -> dict:
     for t in trajectories:
         t.pop("created_at")
     metrics = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    volatile = {"time", "seconds", "sample_seconds", "train_seconds", "peak_memory_mb"}
-    metrics = [{k: v for k, v in m.items() if k not in volatile} for m in metrics if m.get("phase") != "stage"]
+    volatile = {"time", "seconds", "sample_seconds", "train_seconds", "peak_memory_mb", "float32_seconds",
+                "bf16_seconds", "reason"}
+    metrics = [{k: v for k, v in m.items() if k not in volatile} for m in metrics
+               if m.get("phase") not in ("stage", "precision")]
     files = {str(p.relative_to(run)): p.read_text() for p in sorted(run.rglob("*"))
              if p.is_file() and (p.suffix == ".txt" or p.parent.name == "consolidation")}
     index = [json.loads(l) for l in (run / "experience" / "index.jsonl").read_text().splitlines()]
@@ -94,16 +99,17 @@ def test_one_round_leaves_every_artifact(tmp_path, tiny_tokenizer):
     assert data and {"prompt", "privileged_context", "step", "episode_id"} <= set(data[0])
     assert all("Experience:" not in d["prompt"][-1]["content"] for d in data)  # student prompts have none
     assert (run / "adapters" / "round-0" / "adapter_config.json").is_file()
-    kinds = {(m["kind"]) for m in a["metrics"] if m.get("phase") == "eval" and "sample" not in m}
+    kinds = {(m["kind"]) for m in a["metrics"] if m.get("phase") == "eval"}
     assert kinds == {"base", "in_context", "consolidated"}
     steps = [m for m in a["metrics"] if m.get("phase") == "consolidate"]
     assert [m["step"] for m in steps] == [0, 1] and all({"loss", "reverse_kl", "topk_mass"} <= set(m) for m in steps)
-    summary = run_summary(json.loads("[" + ",".join((run / "metrics.jsonl").read_text().splitlines()) + "]"))
+    summary = run_summary(MetricsLog.from_dicts(json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()))
     assert summary["rounds"][0]["curve"] and "consolidated" in summary["rounds"][0]
 
 
-@pytest.mark.parametrize("stop_after", [("extract", 2), ("collect", 2), ("consolidate", 2), ("eval:consolidated", 2)],
-                         ids=lambda s: s[0])
+@pytest.mark.parametrize("stop_after", [("extract", 2), ("collect", 2), ("consolidate", 2), ("eval_consolidated", 2),
+                                        ("eval_consolidated games", 2)],
+                         ids=lambda s: s[0].replace(" ", "-"))
 def test_resume_after_interruption_matches_uninterrupted(tmp_path, tiny_tokenizer, stop_after):
     assert run_loop(tmp_path / "whole", tiny_tokenizer)
     assert not run_loop(tmp_path / "cut", tiny_tokenizer, stop_after=stop_after)
@@ -131,7 +137,6 @@ def test_two_rounds_advance_policy_and_teacher(tmp_path, tiny_tokenizer):
 
 def test_a_persons_games_are_read_first_and_labelled_human(tmp_path, tiny_tokenizer):
     from oel_engine.games import make_game
-    from oel_tui.human import save_human_episode
 
     store, config = open_loop_run(tmp_path, "r", tiny_config())
     store.close()
@@ -140,7 +145,7 @@ def test_a_persons_games_are_read_first_and_labelled_human(tmp_path, tiny_tokeni
     for move in ("right", "right", "down", "down"):
         if not game.done:
             game.step(f"[{move}]")
-    saved = save_human_episode(tmp_path, "r", game)
+    _, saved = Engine(tmp_path).save_human_game("r", game)
     assert saved.policy.kind == "human" and saved.round == 0
     assert run_loop(tmp_path, tiny_tokenizer)
     index = [json.loads(l) for l in (tmp_path / "r" / "experience" / "index.jsonl").read_text().splitlines()]
@@ -155,13 +160,11 @@ def test_a_persons_games_are_read_first_and_labelled_human(tmp_path, tiny_tokeni
 def test_edits_from_the_app_are_saved_and_used_by_consolidation(tmp_path, tiny_tokenizer):
     """Extract, then disable one item and rewrite another through the app's engine; the
     consolidation data must carry the edited experience."""
-    from oel_tui.engine import LocalEngine
-
     store, config = open_loop_run(tmp_path, "r", tiny_config())
     runner = RoundRunner(store, config, new_lm(tiny_tokenizer))
-    runner.extract(0)
+    runner.run_until("extract", 0)
     store.close()
-    engine = LocalEngine(tmp_path)
+    engine = Engine(tmp_path)
     items = engine.experience("r")
     step = config.extraction.consolidation_step
     first, second = [next(i for i in items if i.run == k and i.step == step) for k in (0, 1)]
@@ -174,11 +177,27 @@ def test_edits_from_the_app_are_saved_and_used_by_consolidation(tmp_path, tiny_t
     store, config = open_loop_run(tmp_path, "r", None)
     try:
         runner = RoundRunner(store, config, new_lm(tiny_tokenizer))
-        texts = runner._consolidation_experiences(0)
-        runner.collect(0)
-        data = runner.build_data(0)
+        texts = runner.ctx.consolidation_experiences(0)
+        runner.run_until("collect", 0)
+        data = build_data(runner.ctx, 0)
     finally:
         store.close()
     assert first.text not in texts[0]  # disabled: left out
     assert "Holes end the game." in texts[1] and second.text not in texts[1]  # rewritten
     assert {d["privileged_context"] for d in data} <= set(texts)
+
+
+def test_extraction_runs_play_the_same_map_with_their_own_sampling(tmp_path, tiny_tokenizer):
+    assert run_loop(tmp_path, tiny_tokenizer)
+    games = [json.loads(l) for l in (tmp_path / "r" / "trajectories.jsonl").read_text().splitlines()]
+    extract = [g for g in games if g["stage"] == "extract"]
+    by_step = {}
+    for g in extract:
+        by_step.setdefault(g["tags"]["step"], []).append(g)
+    assert set(by_step) == {1, 2}
+    for step, same in by_step.items():
+        assert len({g["seed"] for g in same}) == 1  # all K runs on one map
+        assert len({g["tags"]["run"] for g in same}) == 2
+    assert by_step[1][0]["seed"] != by_step[2][0]["seed"]
+    responses = [[t["response"] for t in g["turns"]] for g in by_step[1]]
+    assert responses[0] != responses[1]  # different sampling streams

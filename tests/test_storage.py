@@ -7,9 +7,9 @@ from oel_engine.config import GameConfig
 from oel_engine.errors import OelError
 from oel_engine.policies import RandomPolicy
 from oel_engine.rollout import play_episodes
-from oel_engine.storage import (
-    RunStore, atomic_write_text, list_runs, load_episodes, read_jsonl, saves_root, summarize_run,
-)
+from oel_engine.fileio import atomic_write_text, read_jsonl
+from oel_engine.runs import list_runs, summarize_run
+from oel_engine.storage import RunStore, load_episodes, saves_root
 from oel_engine.trajectory import Episode
 
 
@@ -50,7 +50,7 @@ def test_atomic_write_keeps_old_content_when_the_rename_fails(tmp_path, monkeypa
 
 def test_one_writer_per_run(tmp_path):
     with RunStore(tmp_path, "busy"):
-        with pytest.raises(OelError, match="in use"):
+        with pytest.raises(OelError, match="busy in this app"):
             RunStore(tmp_path, "busy")
     RunStore(tmp_path, "busy").close()  # free again after close
 
@@ -72,7 +72,7 @@ def test_corrupt_index_is_kept_and_rebuilt(tmp_path):
     (tmp_path / "r" / "index.json").write_text("{not json")
     assert "unreadable" in summarize_run(tmp_path / "r").problem
     with RunStore(tmp_path, "r") as store:
-        assert len(store.db.table("episodes")) == 3
+        assert len(store.episode_rows()) == 3 and store.has_episode(episodes[0].episode_id)
     assert any(p.name.startswith("index.json.corrupt-") for p in (tmp_path / "r").iterdir())
 
 
@@ -102,3 +102,61 @@ def test_list_runs(tmp_path):
 def test_episode_from_dict_round_trip():
     e = some_episodes(1)[0]
     assert Episode.from_dict(json.loads(json.dumps(e.to_dict()))) == e
+
+
+def test_append_is_a_real_append_and_cuts_a_torn_line(tmp_path):
+    from oel_engine.fileio import append_jsonl
+
+    path = tmp_path / "m.jsonl"
+    append_jsonl(path, [{"a": 1}])
+    inode = path.stat().st_ino
+    path.write_bytes(path.read_bytes() + b'{"torn": ')  # a crash in the middle of a write
+    append_jsonl(path, [{"b": 2}])
+    assert path.stat().st_ino == inode  # appended in place, not rewritten through a temp file
+    assert read_jsonl(path) == ([{"a": 1}, {"b": 2}], 0)
+
+
+def test_opening_a_run_reads_the_id_index_not_the_trajectories(tmp_path, monkeypatch):
+    with RunStore(tmp_path, "r") as store:
+        store.add_episodes(some_episodes(3))
+
+    def no_parsing(*_):
+        raise AssertionError("trajectories were parsed")
+
+    monkeypatch.setattr(Episode, "from_dict", classmethod(no_parsing))
+    with RunStore(tmp_path, "r") as store:
+        assert len(store.episode_rows()) == 3
+        assert summarize_run(tmp_path / "r").episodes == 3
+
+
+def test_a_crash_between_trajectory_and_index_appends_is_repaired(tmp_path):
+    episodes = some_episodes(3)
+    with RunStore(tmp_path, "r") as store:
+        store.add_episodes(episodes[:2])
+    index = tmp_path / "r" / "episodes.jsonl"
+    lines = index.read_text().splitlines()
+    index.write_text(lines[0] + "\n")  # the second game's index row never made it
+    with RunStore(tmp_path, "r") as store:
+        assert [r["episode_id"] for r in store.episode_rows()] == [e.episode_id for e in episodes[:2]]
+        assert store.add_episodes(episodes[1:]) == 1  # the second is known, only the third is new
+        picked = store.episodes(where=lambda row: row["episode_id"] == episodes[1].episode_id)
+    assert [e.to_dict() for e in picked] == [episodes[1].to_dict()]
+    assert len(load_episodes(tmp_path / "r")) == 3
+
+
+def test_metrics_are_typed_and_old_eval_samples_still_read():
+    from oel_engine.metrics import ConsolidateStep, EvalSample, EvalSummary, MetricsLog, mean_sd
+
+    log = MetricsLog.from_dicts([
+        {"phase": "eval", "round": 0, "kind": "base", "sample": 1, "pass_rate": 0.5, "episodes": 4},  # old layout
+        {"phase": "eval", "round": 0, "kind": "base", "samples": 2, "pass_rate": 0.25, "game": "frozenlake"},
+        {"phase": "consolidate", "round": 0, "step": 3, "loss": 0.1, "skipped": False},
+        {"phase": "something-new", "round": 0},
+    ])
+    assert [type(r) for r in log.records] == [EvalSample, EvalSummary, ConsolidateStep]
+    assert log.of(EvalSample, kind="base")[0].sample == 1
+    summary = log.last(EvalSummary)
+    assert summary.extra == {"game": "frozenlake"} and summary.to_dict()["game"] == "frozenlake"
+    assert ConsolidateStep.from_dict(log.of(ConsolidateStep)[0].to_dict()) == log.of(ConsolidateStep)[0]
+    assert mean_sd([1.0, 3.0]) == (2.0, pytest.approx(1.4142135))
+    assert mean_sd([]) == (0.0, 0.0) and mean_sd([2.0]) == (2.0, 0.0)

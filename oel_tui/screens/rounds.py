@@ -9,7 +9,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Sparkline, Static
 
 from oel_engine.events import MetricsRecorded, Progress, StageFinished, StageStarted
-from oel_engine.reporting import curve, eval_summaries
+from oel_engine.metrics import CurvePoint, MetricsLog, PrecisionChoice, parse_record
+from oel_engine.reporting import consolidation_steps, curve, eval_summaries
 
 from ..messages import EngineEvents, WorkFinished
 
@@ -53,7 +54,7 @@ class RoundsScreen(Screen):
     def on_mount(self) -> None:
         table = self.query_one("#results", DataTable)
         table.add_columns("round", "model", "pass rate", "legal actions", "tokens", "turns")
-        self.metrics: list[dict] = []
+        self.metrics = MetricsLog([])
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -71,29 +72,32 @@ class RoundsScreen(Screen):
             return
         self.metrics = view.metrics
         cfg = view.config
+        precision = self.metrics.last(PrecisionChoice)
+        shown = f"; consolidation in {precision.choice} ({precision.reason})" if precision else ""
         self.query_one("#run-title", Static).update(
-            f"Run {name} - {cfg.game.label()}, preset {cfg.preset}, {view.rounds_done} of {cfg.rounds} round(s) done")
+            f"Run {name} - {cfg.game.label()}, preset {cfg.preset}, {view.rounds_done} of {cfg.rounds} round(s) done{shown}")
         self.redraw()
 
     def redraw(self) -> None:
-        steps = [m for m in self.metrics if m.get("phase") == "consolidate" and "loss" in m]
+        steps = consolidation_steps(self.metrics)
         for key, chart in (("loss", "#loss-chart"), ("reverse_kl", "#kl-chart"), ("topk_mass", "#mass-chart")):
-            self.query_one(chart, Sparkline).data = [float(m[key]) for m in steps]
+            self.query_one(chart, Sparkline).data = [float(getattr(m, key)) for m in steps]
         if steps:
             last = steps[-1]
-            self.query_one("#loss-title", Static).update(f"loss {last['loss']:.4f}")
-            self.query_one("#kl-title", Static).update(f"reverse KL {last['reverse_kl']:.4f}")
-            self.query_one("#mass-title", Static).update(f"top-k mass {last['topk_mass']:.3f}")
+            self.query_one("#loss-title", Static).update(f"loss {last.loss:.4f}")
+            self.query_one("#kl-title", Static).update(f"reverse KL {last.reverse_kl:.4f}")
+            self.query_one("#mass-title", Static).update(f"top-k mass {last.topk_mass:.3f}")
         table = self.query_one("#results", DataTable)
         table.clear()
-        for s in eval_summaries(self.metrics):
-            table.add_row(str(s["round"]), s["kind"], f"{s['pass_rate']:.1%} ± {s['pass_rate_std']:.1%}",
-                          f"{s['legal_action_rate']:.1%}", f"{s['mean_response_tokens']:.1f}", f"{s['mean_turns']:.2f}")
-        progression = [s for s in eval_summaries(self.metrics) if s["kind"] in ("base", "consolidated")]
-        self.query_one("#pass-chart", Sparkline).data = [s["pass_rate"] for s in progression]
+        summaries = eval_summaries(self.metrics)
+        for s in summaries:
+            table.add_row(str(s.round), str(s.kind), f"{s.pass_rate:.1%} ± {s.pass_rate_std:.1%}",
+                          f"{s.legal_action_rate:.1%}", f"{s.mean_response_tokens:.1f}", f"{s.mean_turns:.2f}")
+        progression = [s for s in summaries if s.kind in ("base", "consolidated")]
+        self.query_one("#pass-chart", Sparkline).data = [s.pass_rate for s in progression]
         self.query_one("#pass-label", Static).update(
-            "Pass rate, base then after each round: " + (" -> ".join(f"{s['pass_rate']:.0%}" for s in progression) or "-"))
-        rounds = sorted({m["round"] for m in self.metrics if m.get("phase") == "curve"})
+            "Pass rate, base then after each round: " + (" -> ".join(f"{s.pass_rate:.0%}" for s in progression) or "-"))
+        rounds = sorted({p.round for p in self.metrics.of(CurvePoint)})
         points = curve(self.metrics, rounds[-1]) if rounds else []
         self.query_one("#curve-chart", Sparkline).data = [p["pass_rate"] for p in points]
         label = ", ".join(f"step {p['step']}: {p['pass_rate']:.0%}" for p in points) or "not measured yet"
@@ -136,7 +140,9 @@ class RoundsScreen(Screen):
             elif isinstance(event, StageFinished):
                 label.update(f"{event.stage} finished in {event.seconds:.0f} s")
             elif isinstance(event, MetricsRecorded):
-                self.metrics.append(event.record)
+                record = parse_record(event.record)
+                if record is not None:
+                    self.metrics.append(record)
         self.redraw()
 
     def on_work_finished(self, message: WorkFinished) -> None:

@@ -1,0 +1,80 @@
+"""Deploy collection: the round's policy plays `games_per_step` games per training step, no
+experience in its prompt; every turn prompt becomes a consolidation prefix. One unit per game,
+all pending games in one continuous batch; a finished game is kept in a partial file at once."""
+
+from __future__ import annotations
+
+import random
+
+from ..evaluation import episode_metrics
+from ..metrics import CollectSummary
+from ..rollout import play_episodes
+from ..trajectory import Episode
+from .context import RoundContext
+from .seeds import collect_seed, stream_seed
+from .stage import Plan, Stage
+
+
+def collect_id(cfg, r: int, i: int) -> str:
+    per_step = cfg.consolidation.games_per_step
+    return f"r{r}-collect-step{i // per_step:02d}-game{i % per_step:03d}"
+
+
+def collected_games(ctx: RoundContext, r: int) -> list[Episode]:
+    return ctx.store.episodes(where=lambda row: row.get("stage") == "collect" and row.get("round") == r)
+
+
+class Collect(Stage):
+    name = "collect"
+
+    def plan(self, ctx: RoundContext, r: int) -> Plan:
+        c = ctx.cfg.consolidation
+        total = c.steps * c.games_per_step
+        self.seeds = [collect_seed(r, *divmod(i, c.games_per_step)) for i in range(total)]
+        partial = {e.seed for e in ctx.art.partial_episodes(r)}
+        pending = [i for i in range(total)
+                   if not ctx.store.has_episode(collect_id(ctx.cfg, r, i)) and self.seeds[i] not in partial]
+        return Plan(total, pending, f"{c.steps} steps x {c.games_per_step} games")
+
+    def run(self, ctx: RoundContext, r: int, pending: list, unit_done) -> None:
+        if not pending:
+            return
+        c = ctx.cfg.consolidation
+        index_of = {self.seeds[i]: i for i in pending}
+
+        def keep(episode: Episode) -> None:
+            i = index_of[episode.seed]
+            episode.episode_id = collect_id(ctx.cfg, r, i)
+            episode.stage, episode.tags = "collect", {"consolidation_step": i // c.games_per_step}
+            ctx.art.add_partial(r, episode)
+            unit_done(f"game {i + 1}: {episode.outcome.reason if episode.outcome else ''}"[:60])
+
+        seed = stream_seed(ctx.cfg.seed, r, "collect")
+        play_episodes(ctx.cfg.game, [self.seeds[i] for i in pending], ctx.model_policy(ctx.cfg.deploy, seed=seed),
+                      round_index=r, stage="collect", concurrent=ctx.lm.config.batch_size, on_episode=keep,
+                      stop=ctx.stop, sampling_seed=seed)
+
+    def finish(self, ctx: RoundContext, r: int) -> dict:
+        games = sorted(ctx.art.partial_episodes(r), key=lambda e: e.seed)
+        ctx.store.add_episodes(games)
+        ctx.art.clear_partial(r)
+        ctx.store.add_metrics(CollectSummary(round=r, **episode_metrics(collected_games(ctx, r))))
+        return {}
+
+
+def build_data(ctx: RoundContext, r: int) -> list[dict]:
+    """Every turn prompt of the round's deploy games, each with one of the K experiences (picked
+    at random per prefix, seeded): the SDFT schema, prompt + privileged_context."""
+    if ctx.art.data_file(r).exists():
+        return ctx.art.read_data(r)
+    experiences = ctx.consolidation_experiences(r)
+    rng = random.Random(stream_seed(ctx.cfg.seed, r, "experience-pick"))
+    records = []
+    for e in sorted(collected_games(ctx, r), key=lambda e: e.episode_id):
+        for t in e.turns:
+            k = rng.randrange(len(experiences))
+            records.append({"prompt": t.prompt, "privileged_context": experiences[k], "experience_run": k,
+                            "step": e.tags.get("consolidation_step", 0), "episode_id": e.episode_id,
+                            "turn": t.index, "round": r})
+    ctx.art.write_data(r, records)
+    return records

@@ -1,0 +1,83 @@
+"""What every stage of a round shares: the run, its config, the loaded model and the policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from ..artifacts import RunArtifacts
+from ..config import LoopConfig, SamplingConfig
+from ..errors import OelError
+from ..events import EventSink, StopFlag, ignore
+from ..metrics import MetricsLog
+from ..model.lm import LanguageModel
+from ..policies import ModelPolicy
+from ..storage import RunStore
+
+
+@dataclass
+class RoundContext:
+    store: RunStore
+    cfg: LoopConfig
+    lm: LanguageModel
+    on_event: EventSink = ignore
+    stop: StopFlag = field(default_factory=StopFlag)
+    status: Callable[[str], None] = lambda _: None
+
+    def __post_init__(self) -> None:
+        self.art = RunArtifacts(self.store)
+
+    @property
+    def run_key(self) -> str:
+        return str(self.store.path.resolve())
+
+    def metrics(self) -> MetricsLog:
+        return self.store.metrics()
+
+    def prepare_policy(self, round_index: int) -> None:
+        """Make the loaded weights round `round_index`'s starting policy: the base with this run's
+        adapters 0..round_index-1 merged in. The model records what it holds (`lm.merged`), so a
+        model kept across stages or runs is never merged twice; weights ahead of the round, or
+        from another run or adapter, are replaced by a fresh load of the base."""
+        from peft import PeftModel
+
+        owner, merged = self.lm.merged
+        if merged and (owner != self.run_key or merged > round_index):
+            from ..model.loader import load_language_model
+
+            self.status(f"Reloading the base model to get round {round_index}'s starting policy...")
+            fresh = load_language_model(replace(self.lm.config, adapter=None), status=self.status)
+            self.lm.use_weights(fresh.model)
+            self.lm.merged = (None, 0)
+            merged = 0
+        while merged < round_index:
+            folder = self.art.adapter_dir(merged)
+            if not (folder / "adapter_config.json").is_file():
+                raise OelError(f"round {merged} has no adapter in {folder}; cannot resume round {round_index}")
+            self.status(f"Merging the round {merged} adapter into the policy...")
+            self.lm.use_weights(PeftModel.from_pretrained(self.lm.model, str(folder)).merge_and_unload())
+            merged += 1
+            self.lm.merged = (self.run_key, merged)
+
+    def model_policy(self, sampling: SamplingConfig, seed: int) -> ModelPolicy:
+        policy = ModelPolicy(self.lm, sampling, seed=seed)
+        policy.should_stop = self.stop.is_set
+        return policy
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def consolidation_experiences(self, r: int) -> list[str]:
+        x = self.cfg.extraction
+        return self.art.experiences_for_consolidation(r, x.runs, x.consolidation_step, x.format)
+
+    def games_events(self, label: str) -> EventSink:
+        """Events of the games inside a stage, under their own label (a second progress bar)."""
+        name = f"{label} games"
+
+        def forward(event) -> None:
+            if hasattr(event, "stage"):
+                event.stage = name
+            self.on_event(event)
+
+        return forward

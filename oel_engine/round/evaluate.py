@@ -1,0 +1,52 @@
+"""Held-out evaluation: base, with experience in context, or consolidated; one unit per sample."""
+
+from __future__ import annotations
+
+from ..config import eval_seeds
+from ..evaluation import episode_metrics
+from ..metrics import EvalKind, EvalSample, EvalSummary
+from ..rollout import play_episodes
+from .context import RoundContext
+from .seeds import stream_seed
+from .stage import Plan, Stage
+
+
+class Evaluate(Stage):
+    def __init__(self, kind: EvalKind):
+        self.kind = kind
+        self.name = f"eval_{kind}"
+        self.needs = {EvalKind.BASE: (), EvalKind.IN_CONTEXT: ("extract",),
+                      EvalKind.CONSOLIDATED: ("consolidate",)}[kind]
+
+    def applies(self, r: int) -> bool:
+        return self.kind != EvalKind.BASE or r == 0  # round r>0 starts from round r-1's consolidated model
+
+    def policy_round(self, r: int) -> int:
+        return r + 1 if self.kind == EvalKind.CONSOLIDATED else r
+
+    def plan(self, ctx: RoundContext, r: int) -> Plan:
+        done = {s.sample for s in ctx.metrics().of(EvalSample, round=r, kind=self.kind)}
+        samples = ctx.cfg.evaluation.samples
+        self.experiences = ctx.consolidation_experiences(r) if self.kind == EvalKind.IN_CONTEXT else []
+        return Plan(samples, [s for s in range(samples) if s not in done],
+                    f"{ctx.cfg.evaluation.episodes} held-out maps x {samples} samples")
+
+    def run_unit(self, ctx: RoundContext, r: int, sample: int) -> str:
+        ev = ctx.cfg.evaluation
+        experience_run = sample % len(self.experiences) if self.experiences else None
+        seed = stream_seed(ctx.cfg.seed, r, self.name, sample)
+        episodes = play_episodes(
+            ctx.cfg.game, eval_seeds(ev.episodes), ctx.model_policy(ev.sampling, seed=seed),
+            experience=self.experiences[experience_run] if self.experiences else None, round_index=r,
+            stage=self.name, concurrent=ctx.lm.config.batch_size, on_event=ctx.games_events(self.name),
+            stop=ctx.stop, sampling_seed=seed,
+        )
+        record = EvalSample(round=r, kind=self.kind, sample=sample, experience_run=experience_run,
+                            **episode_metrics(episodes))
+        ctx.store.add_metrics(record)
+        return f"sample {sample}: pass rate {record.pass_rate:.1%}"
+
+    def finish(self, ctx: RoundContext, r: int) -> dict:
+        samples = sorted(ctx.metrics().of(EvalSample, round=r, kind=self.kind), key=lambda s: s.sample)
+        ctx.store.add_metrics(EvalSummary.of_samples(r, self.kind, samples))
+        return {}

@@ -1,0 +1,328 @@
+"""The engine's one door, used the same way by the `oel` CLI and the `oel-tui` app.
+
+`Engine` holds the saves folder and the loaded model (the app keeps one model across stages and
+runs; the model itself records which adapters are merged into it). `Engine.session(name)` opens
+a run for work: a `RunSession` owns the run's store (and its writer lock) and runs stages, edits
+experience, and records a person's games. Reading a run (listing, reports, experience) never
+takes the writer lock. Heavy imports (torch, transformers) happen inside methods, so importing
+this module stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from .artifacts import RunArtifacts
+from .config import GameConfig, LoopConfig, ModelConfig, SamplingConfig
+from .errors import OelError
+from .events import EventSink, StopFlag, ignore
+from .games import Game, make_game
+from .metrics import MetricsLog
+from .policies import RandomPolicy, TurnRequest
+from .prompts import turn_messages
+from .rollout import episode_from_game
+from .runs import RunSummary, list_runs, open_loop_run
+from .storage import RunStore
+from .trajectory import Episode
+
+Status = Callable[[str], None]
+STAGE_REQUESTS = ("round", "extract", "collect", "consolidate", "evaluate")
+
+
+@dataclass
+class AgentMove:
+    response: str
+    response_tokens: int = 0
+
+
+@dataclass
+class ItemView:
+    """One experience item with its provenance, as the Experience screen lists it."""
+
+    round: int
+    run: int
+    step: int
+    text: str
+    episode_id: str
+    source: str
+    enabled: bool = True
+    edited: bool = False
+    new_this_round: bool = False
+
+
+@dataclass
+class RunReport:
+    """A run as read (no lock taken): its settings, rounds done and typed metrics."""
+
+    name: str
+    config: LoopConfig | None
+    metrics: MetricsLog
+    rounds_done: int = 0
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class Engine:
+    def __init__(self, saves: Path | str):
+        self.saves = Path(saves)
+        self.lm = None
+        self._random = RandomPolicy(0)
+
+    # -- runs (reading) -----------------------------------------------------------------------
+
+    def runs(self) -> list[RunSummary]:
+        return list_runs(self.saves)
+
+    def open_run(self, name: str, config: LoopConfig | None = None) -> RunReport:
+        """A run's report; with `config`, a run that does not exist yet is created with it."""
+        if config is not None and not (self.saves / name).is_dir():
+            store, _ = open_loop_run(self.saves, name, config, holder="creating the run")
+            store.close()
+        return self.report(name)
+
+    def report(self, name: str) -> RunReport:
+        store, config = open_loop_run(self.saves, name, None, readonly=True)
+        try:
+            return RunReport(name, config, store.metrics(), RunArtifacts(store).rounds_done())
+        finally:
+            store.close()
+
+    def experience(self, name: str) -> list[ItemView]:
+        with RunStore(self.saves, name, readonly=True) as store:
+            return list_items(RunArtifacts(store))
+
+    # -- the model and play ---------------------------------------------------------------------
+
+    def load_model(self, model: ModelConfig, status: Status = _quiet) -> str:
+        from .model.loader import load_language_model
+
+        self.lm = load_language_model(model, status=status)
+        return self.lm.name
+
+    def ensure_model(self, model: ModelConfig, status: Status = _quiet):
+        """The loaded model if it is `model` (same name, device, dtype), else `model` loaded."""
+        current = self.lm.config if self.lm is not None else None
+        if current is None or (current.model, current.device, current.dtype) != (model.model, model.device, model.dtype):
+            self.load_model(model, status)
+        return self.lm
+
+    def model_name(self) -> str | None:
+        return self.lm.name if self.lm is not None else None
+
+    def new_game(self, game: GameConfig, seed: int) -> Game:
+        g = make_game(game)
+        g.reset(seed)
+        return g
+
+    def agent_move(self, game: Game, sampling: SamplingConfig) -> AgentMove:
+        """One move by the loaded model (its current weights), or a random legal move without one."""
+        request = TurnRequest(("tui", game.seed), turn_messages(game.player_description, game.messages),
+                              game.board(), game.legal_moves(), game.turns)
+        if self.lm is None:
+            return AgentMove(self._random.act([request])[0].text)
+        from .policies import ModelPolicy
+
+        reply = ModelPolicy(self.lm, sampling, seed=game.turns).act([request])[0]
+        return AgentMove(reply.text, reply.response_tokens)
+
+    def play(self, game: GameConfig, seeds: list[int], policy, run: str, *, concurrent: int = 32,
+             on_event: EventSink = ignore, stop: StopFlag | None = None) -> tuple[list[Episode], bool]:
+        """Play one game per seed, saving each finished game to run `run` (a plain run, made if
+        new) as it ends. Returns the saved games and whether a stop request cut the work short."""
+        from .errors import Stopped
+        from .rollout import play_episodes
+
+        saved: list[Episode] = []
+        with RunStore(self.saves, run, holder="playing games") as store:
+            store.set_meta(game=game.name, game_config=game.__dict__, model=policy.info.model or policy.info.kind)
+
+            def save(episode: Episode) -> None:
+                store.add_episodes([episode])
+                saved.append(episode)
+
+            try:
+                play_episodes(game, seeds, policy, concurrent=concurrent, on_event=on_event, on_episode=save, stop=stop)
+            except Stopped:
+                return saved, True
+        return saved, False
+
+    def evaluate(self, game: GameConfig, make_policy, episodes: int, samples: int, *, experience: str | None = None,
+                 experience_name: str | None = None, run: str | None = None, concurrent: int = 32,
+                 on_event: EventSink = ignore, stop: StopFlag | None = None) -> dict:
+        """Held-out evaluation (mean and spread over samples); with `run`, its games and summary
+        are saved there. A stopped evaluation raises Stopped and records nothing."""
+        from .evaluation import evaluate
+        from .metrics import EvalKind, EvalSummary
+
+        result, played = evaluate(game, make_policy, episodes, samples, experience=experience,
+                                  experience_name=experience_name, concurrent=concurrent, on_event=on_event, stop=stop)
+        summary = {**result.summary(), "experience": experience_name}
+        if run:
+            with RunStore(self.saves, run, holder="saving an evaluation") as store:
+                store.set_meta(game=game.name, game_config=game.__dict__, model=summary["policy"])
+                store.add_episodes(played)
+                extra = {k: summary[k] for k in ("game", "policy", "experience")}
+                record = EvalSummary(kind=EvalKind.STANDALONE, **{k: v for k, v in summary.items()
+                                                                 if k in EvalSummary.__dataclass_fields__})
+                record.extra = extra
+                store.add_metrics(record)
+            summary["run"] = run
+        return summary
+
+    def merge(self, name: str, out_dir: Path, last_round: int | None = None, status: Status = _quiet) -> Path:
+        from .merge import merge_run
+
+        store, config = open_loop_run(self.saves, name, None, readonly=True)
+        try:
+            return merge_run(store, config, out_dir, last_round, status=status)
+        finally:
+            store.close()
+
+    # -- runs (writing) -----------------------------------------------------------------------
+
+    def session(self, name: str, config: LoopConfig | None = None, *, status: Status = _quiet,
+                holder: str = "") -> "RunSession":
+        store, cfg = open_loop_run(self.saves, name, config, holder=holder or f"work on run {name}")
+        return RunSession(self, store, cfg, status)
+
+    def run_stage(self, name: str, stage: str, on_event: EventSink, stop: StopFlag, status: Status = _quiet) -> None:
+        with self.session(name, status=status, holder=f"its {stage} job") as s:
+            s.run(stage, on_event, stop)
+
+    def set_item(self, name: str, item: ItemView, enabled: bool, text: str) -> None:
+        with self.session(name, holder="an experience edit") as s:
+            s.edit_item(item, enabled, text)
+
+    def save_human_game(self, name: str | None, game: Game, new_config: LoopConfig | None = None) -> tuple[str, Episode]:
+        """Save a person's finished game in run `name`; with no run, in a new one made from
+        `new_config` (named play-<time>). Returns the run's name and the saved episode."""
+        if not name:
+            from .storage import new_run_name
+
+            if new_config is None:
+                raise OelError("no run to save the game in")
+            name = new_run_name("play")
+        with self.session(name, new_config if not (self.saves / name).is_dir() else None,
+                          holder="saving your game") as s:
+            return name, s.add_human_game(game)
+
+
+class RunSession:
+    """One run opened for work (holds its writer lock until closed)."""
+
+    def __init__(self, engine: Engine, store: RunStore, config: LoopConfig, status: Status = _quiet):
+        self.engine, self.store, self.config, self.status = engine, store, config, status
+        self.art = RunArtifacts(store)
+
+    def __enter__(self) -> "RunSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def current_round(self) -> int:
+        return self.art.rounds_done()
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    def override(self, section: str, **values) -> None:
+        """Change `extraction` or `consolidation` settings of the current round; refused once
+        that stage has started (a run's artifacts must come from one set of settings)."""
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values:
+            return
+        r = self.current_round
+        if section == "extraction":
+            started = bool(self.art.snapshot_records(r))
+        elif section == "consolidation":
+            started = self.art.checkpoint_file(r).exists() or self.art.stage_done(r, "consolidate")
+        else:
+            raise OelError(f"settings of '{section}' cannot be changed on a run")
+        if started:
+            raise OelError(f"{section} of round {r} has started with other settings; use a new run to change them")
+        config = replace(self.config, **{section: replace(getattr(self.config, section), **values)}).validate()
+        from .runs import save_config
+
+        save_config(self.store, config)
+        self.config = config
+
+    # -- stages -----------------------------------------------------------------------------------
+
+    def runner(self, on_event: EventSink = ignore, stop: StopFlag | None = None):
+        from .round import RoundRunner
+
+        lm = self.engine.ensure_model(self.config.model, self.status)
+        return RoundRunner(self.store, self.config, lm, on_event=on_event, stop=stop, status=self.status)
+
+    def run(self, stage: str, on_event: EventSink = ignore, stop: StopFlag | None = None) -> None:
+        """Run `stage` of the current round ("round", "extract", "collect", "consolidate",
+        "evaluate", or a stage name such as "eval_in_context"); earlier stages not done run first."""
+        runner = self.runner(on_event, stop)
+        r = self.current_round
+        if stage == "round":
+            runner.run_round(r)
+        elif stage == "evaluate":
+            done = self.art.stages_done(r)
+            target = ("eval_consolidated" if "consolidate" in done else "eval_in_context" if "extract" in done
+                      else "eval_base" if r == 0 else "eval_in_context")
+            runner.run_until(target, r)
+        else:
+            runner.run_until(stage, r)
+
+    def run_rounds(self, rounds: int, on_event: EventSink = ignore, stop: StopFlag | None = None) -> None:
+        self.runner(on_event, stop).run(rounds)
+
+    # -- experience and a person's games ------------------------------------------------------
+
+    def experience(self) -> list[ItemView]:
+        return list_items(self.art)
+
+    def edit_item(self, item: ItemView, enabled: bool, text: str) -> None:
+        """Disable or rewrite one item in every snapshot of its run that still holds it; saved as
+        edit records, which override the snapshots they edit."""
+        art = self.art
+        records = art.snapshot_records(item.round)
+        steps = sorted(n for (r, k, n) in records if k == item.run)
+        fmt = records[(item.round, item.run, steps[-1])].get("format", "structured") if steps else "structured"
+        for n in steps:
+            state = art.load_state(item.round, item.run, n, records)
+            changed = False
+            for it in state.items:
+                if it.text == item.text and it.step == item.step and it.episode_id == item.episode_id:
+                    it.enabled, it.edited = enabled, it.edited or text != it.text
+                    it.text = text
+                    changed = True
+            if changed:
+                art.save_edit(state, fmt)
+
+    def add_human_game(self, game: Game) -> Episode:
+        """A person's finished game, saved in the run's current round (its extraction reads it)."""
+        episode = episode_from_game(game)
+        episode.round = self.current_round
+        self.store.add_episodes([episode])
+        return episode
+
+    def report(self) -> RunReport:
+        return RunReport(self.store.name, self.config, self.store.metrics(), self.current_round)
+
+
+def list_items(art: RunArtifacts) -> list[ItemView]:
+    """The newest snapshot's items of every extraction run, with provenance."""
+    latest: dict[tuple[int, int], dict] = {}
+    for (r, k, n), rec in sorted(art.snapshot_records().items()):
+        latest[(r, k)] = rec
+    last_round = max((r for r, _ in latest), default=0)
+    items = []
+    for (r, k), rec in sorted(latest.items()):
+        for i in rec.get("items", []):
+            items.append(ItemView(i["round"], i["run"], i["step"], i["text"], i["episode_id"], i.get("source", "model"),
+                                  i.get("enabled", True), i.get("edited", False), new_this_round=i["round"] == last_round))
+    return items
