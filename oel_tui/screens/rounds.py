@@ -55,6 +55,7 @@ class RoundsScreen(Screen):
         table = self.query_one("#results", DataTable)
         table.add_columns("round", "model", "pass rate", "legal actions", "tokens", "turns")
         self.metrics = MetricsLog([])
+        self.stage_line = ""
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -131,13 +132,17 @@ class RoundsScreen(Screen):
         bar = self.query_one("#stage-progress", ProgressBar)
         label = self.query_one("#stage-label", Static)
         for event in message.events:
-            if isinstance(event, StageStarted):
+            inner = getattr(event, "stage", "").endswith(" games")  # games inside a stage's unit
+            if isinstance(event, StageStarted) and not inner:
                 bar.update(total=event.total, progress=0)
                 label.update(f"{event.stage}: {event.detail}")
+            elif isinstance(event, Progress) and inner:
+                label.update(f"{self.stage_line}  ({event.stage} {event.done}/{event.total})")
             elif isinstance(event, Progress):
                 bar.update(total=event.total, progress=event.done)
-                label.update(f"{event.stage}: {event.done}/{event.total} {event.detail}")
-            elif isinstance(event, StageFinished):
+                self.stage_line = f"{event.stage}: {event.done}/{event.total} {event.detail}".rstrip()
+                label.update(self.stage_line)
+            elif isinstance(event, StageFinished) and not inner:
                 label.update(f"{event.stage} finished in {event.seconds:.0f} s")
             elif isinstance(event, MetricsRecorded):
                 record = parse_record(event.record)
