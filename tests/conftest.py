@@ -78,3 +78,12 @@ def sharp_lm(tiny_tokenizer):
 
     model = build_tiny_model(len(tiny_tokenizer), seed=1, init_range=0.2)
     return LanguageModel(model, tiny_tokenizer, name="tiny-sharp", config=ModelConfig(model="tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory, tiny_tokenizer):
+    """A tiny model saved as a Hugging Face folder, for code that loads models by path."""
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    build_tiny_model(len(tiny_tokenizer), seed=3, init_range=0.2).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder

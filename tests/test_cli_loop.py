@@ -9,15 +9,6 @@ import time
 
 import pytest
 
-from .conftest import build_tiny_model
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory, tiny_tokenizer):
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    build_tiny_model(len(tiny_tokenizer), seed=3, init_range=0.2).save_pretrained(folder)
-    tiny_tokenizer.save_pretrained(folder)
-    return folder
 
 
 def oel(*args, timeout=600):

@@ -15,18 +15,9 @@ from oel_engine.events import Progress, StopFlag
 from oel_engine.model.loader import load_language_model
 from oel_engine.session import Engine
 
-from .conftest import build_tiny_model
 from .test_distiller import config as distill_config
 from .test_distiller import prefixes
 from .test_loop import new_lm, tiny_config
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory, tiny_tokenizer):
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    build_tiny_model(len(tiny_tokenizer), seed=3, init_range=0.2).save_pretrained(folder)
-    tiny_tokenizer.save_pretrained(folder)
-    return folder
 
 
 def folder_config(folder, rounds=2):
