@@ -173,7 +173,9 @@ class RunStore:
         the index existed); a damaged index is rebuilt from the trajectories."""
         traj = self.path / TRAJECTORIES
         size = traj.stat().st_size if traj.exists() else 0
-        rows = self.episode_rows()
+        # the index file itself, never the fallback that parses trajectories: a run made before
+        # the index existed must get every line indexed here, once
+        rows = _dedupe([r for r in read_jsonl(self.path / EPISODE_INDEX)[0] if "episode_id" in r])
         end = rows[-1].get("end", 0) if rows else 0
         if size == end:
             return

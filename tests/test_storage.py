@@ -160,3 +160,16 @@ def test_metrics_are_typed_and_old_eval_samples_still_read():
     assert ConsolidateStep.from_dict(log.of(ConsolidateStep)[0].to_dict()) == log.of(ConsolidateStep)[0]
     assert mean_sd([1.0, 3.0]) == (2.0, pytest.approx(1.4142135))
     assert mean_sd([]) == (0.0, 0.0) and mean_sd([2.0]) == (2.0, 0.0)
+
+
+def test_a_run_saved_before_the_id_index_gets_every_game_indexed_once(tmp_path):
+    episodes = some_episodes(3)
+    with RunStore(tmp_path, "r") as store:
+        store.add_episodes(episodes)
+    (tmp_path / "r" / "episodes.jsonl").unlink()  # as a run written by an older version
+    with RunStore(tmp_path, "r") as store:
+        assert all(store.has_episode(e.episode_id) for e in episodes)
+        assert store.add_episodes(episodes) == 0
+    rows = read_jsonl(tmp_path / "r" / "episodes.jsonl")[0]
+    assert [r["episode_id"] for r in rows] == [e.episode_id for e in episodes]
+    assert all(isinstance(r["start"], int) and r["end"] > r["start"] for r in rows)

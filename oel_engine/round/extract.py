@@ -28,7 +28,7 @@ class Extract(Stage):
 
     def plan(self, ctx: RoundContext, r: int) -> Plan:
         x = ctx.cfg.extraction
-        records = ctx.art.snapshot_records(r)
+        self.records = records = ctx.art.snapshot_records(r)
         self.states = []
         for k in range(x.runs):
             # the newest snapshot of each run, extracted or edited by a person (an edit replaces
@@ -48,7 +48,7 @@ class Extract(Stage):
     def begin(self, ctx: RoundContext, r: int) -> None:
         x = ctx.cfg.extraction
         if x.curve_every:  # curve points of finished steps that an interruption cut short
-            records = ctx.art.snapshot_records(r)
+            records = self.records  # read by plan(); nothing has written the index since
             done_steps = min(s.step for s in self.states)
             for n in range(x.curve_every, done_steps + 1, x.curve_every):
                 self._curve_point(ctx, r, n, [ctx.art.load_state(r, k, n, records) for k in range(x.runs)])
