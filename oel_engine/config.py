@@ -84,6 +84,9 @@ class EvalConfig:
     """Repeats over sampling seeds; mean and spread are reported."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     """Sampling during evaluation (paper: T 0.7, top_p 0.8, top_k 20)."""
+    probe: bool = True
+    """Also read the move-probability probe (`good_move_prob`) on the held-out maps' start states,
+    with the same prompt as the evaluation's games (one forward pass per map)."""
 
 
 @dataclass(frozen=True)

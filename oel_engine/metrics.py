@@ -32,6 +32,8 @@ class EvalKind(StrEnum):
 
 
 EPISODE_METRICS = ("pass_rate", "legal_action_rate", "mean_response_tokens", "mean_turns")
+# The move-probability probe (probe.py); None in records written before it existed or with it off.
+PROBE_METRICS = ("good_move_prob", "move_mass")
 
 
 def mean_sd(values: Iterable[float]) -> tuple[float, float]:
@@ -73,6 +75,9 @@ class EvalSample(EpisodeStats):
     kind: str = EvalKind.BASE
     sample: int = 0
     experience_run: int | None = None
+    good_move_prob: float | None = None  # probe on the held-out start states, same prompt as the games
+    good_move_prob_se: float | None = None  # its standard error over those states
+    move_mass: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -91,16 +96,27 @@ class EvalSummary(Record):
     mean_response_tokens_std: float = 0.0
     mean_turns: float = 0.0
     mean_turns_std: float = 0.0
+    good_move_prob: float | None = None
+    good_move_prob_std: float | None = None  # over samples (0 when every sample had the same prompt)
+    good_move_prob_se: float | None = None  # mean standard error over the probed states
+    move_mass: float | None = None
+    move_mass_std: float | None = None
     extra: dict = field(default_factory=dict)  # free context (`oel eval`: game, policy, experience)
 
     @classmethod
     def of_samples(cls, round_index: int, kind: str, samples: list[EpisodeStats], **extra) -> "EvalSummary":
         out = cls(round=round_index, kind=kind, samples=len(samples), episodes=samples[0].episodes if samples else 0,
                   extra=extra)
-        for key in EPISODE_METRICS:
-            mean, sd = mean_sd(getattr(s, key) for s in samples)
+        for key in EPISODE_METRICS + PROBE_METRICS:
+            values = [getattr(s, key, None) for s in samples]
+            if None in values or not values:
+                continue
+            mean, sd = mean_sd(values)
             setattr(out, key, round(mean, 4))
             setattr(out, f"{key}_std", round(sd, 4))
+        ses = [getattr(s, "good_move_prob_se", None) for s in samples]
+        if ses and None not in ses:
+            out.good_move_prob_se = round(mean_sd(ses)[0], 4)
         return out
 
     def to_dict(self) -> dict:

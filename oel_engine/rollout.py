@@ -103,6 +103,8 @@ def play_episodes(
                 feedback=result.feedback,
                 response_tokens=reply.response_tokens,
                 prompt_tokens=reply.prompt_tokens,
+                board=request.board.to_dict(),
+                board_after=result.board.to_dict(),
             )
             slot.episode.turns.append(turn)
             on_event(TurnPlayed(stage, slot.index, turn, result.board))
@@ -142,5 +144,20 @@ def episode_from_game(game) -> Episode:
         turns[-1].valid = False
     options = {"size": getattr(game, "size", None), "holes": getattr(game, "holes", None),
                "room": getattr(game, "room", None), "boxes": getattr(game, "boxes", None), "max_turns": game.max_turns}
+    _add_boards(game, options, [m.text for m in game.messages if m.sender == "player"], turns)
     return Episode(game.name, {k: v for k, v in options.items() if v is not None}, game.seed, PolicyInfo("human"),
                    turns, Outcome(game.reward or 0.0, game.success, game.reason), stage="play", tags={"source": "human"})
+
+
+def _add_boards(game, options: dict, moves: list[str], turns: list[Turn]) -> None:
+    """The boards of a game played outside `play_episodes`: the same map replayed with the same
+    moves (the games are deterministic given the seed)."""
+    from .config import GameConfig
+
+    replay = make_game(GameConfig(name=game.name, **{k: v for k, v in options.items() if v is not None}))
+    replay.reset(game.seed)
+    for turn, move in zip(turns, moves):
+        if replay.done:
+            break
+        turn.board = replay.board().to_dict()
+        turn.board_after = replay.step(move).board.to_dict()

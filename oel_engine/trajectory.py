@@ -26,6 +26,8 @@ class Turn:
     feedback: str  # the environment's answer
     response_tokens: int = 0
     prompt_tokens: int = 0
+    board: dict | None = None  # the structured board the move was made on (Board.to_dict); None in older runs
+    board_after: dict | None = None  # the board after the game applied the move
 
 
 @dataclass

@@ -1,10 +1,15 @@
-"""Held-out evaluation: base, with experience in context, or consolidated; one unit per sample."""
+"""Held-out evaluation: base, with experience in context, or consolidated; one unit per sample.
+
+Each sample also reads the move-probability probe on the maps' start states with the sample's
+prompt (no sampling involved, so it is read once per distinct experience and reused).
+"""
 
 from __future__ import annotations
 
 from ..config import eval_seeds
 from ..evaluation import episode_metrics
 from ..metrics import EvalKind, EvalSample, EvalSummary
+from ..probe import MoveProbe, ProbeResult, start_states
 from ..rollout import play_episodes
 from .context import RoundContext
 from .seeds import stream_seed
@@ -28,23 +33,36 @@ class Evaluate(Stage):
         done = {s.sample for s in ctx.metrics().of(EvalSample, round=r, kind=self.kind)}
         samples = ctx.cfg.evaluation.samples
         self.experiences = ctx.consolidation_experiences(r) if self.kind == EvalKind.IN_CONTEXT else []
+        self.probed: dict[str | None, ProbeResult] = {}
         return Plan(samples, [s for s in range(samples) if s not in done],
                     f"{ctx.cfg.evaluation.episodes} held-out maps x {samples} samples")
 
     def run_unit(self, ctx: RoundContext, r: int, sample: int) -> str:
         ev = ctx.cfg.evaluation
         experience_run = sample % len(self.experiences) if self.experiences else None
+        experience = self.experiences[experience_run] if self.experiences else None
         seed = stream_seed(ctx.cfg.seed, r, self.name, sample)
         episodes = play_episodes(
             ctx.cfg.game, eval_seeds(ev.episodes), ctx.model_policy(ev.sampling, seed=seed),
-            experience=self.experiences[experience_run] if self.experiences else None, round_index=r,
+            experience=experience, round_index=r,
             stage=self.name, concurrent=ctx.lm.config.batch_size, on_event=ctx.games_events(self.name),
             stop=ctx.stop, sampling_seed=seed,
         )
+        probe = self._probe(ctx, experience).summary() if ev.probe else {}
+        probe.pop("probe_states", None)
         record = EvalSample(round=r, kind=self.kind, sample=sample, experience_run=experience_run,
-                            **episode_metrics(episodes))
+                            **episode_metrics(episodes), **probe)
         ctx.store.add_metrics(record)
-        return f"sample {sample}: pass rate {record.pass_rate:.1%}"
+        probed = "" if record.good_move_prob is None else f", good-move probability {record.good_move_prob:.2f}"
+        return f"sample {sample}: pass rate {record.pass_rate:.1%}{probed}"
+
+    def _probe(self, ctx: RoundContext, experience: str | None) -> ProbeResult:
+        if experience not in self.probed:
+            states = start_states(ctx.cfg.game, ctx.cfg.evaluation.episodes)
+            result = MoveProbe(ctx.lm, ctx.lm.config.batch_size).states(states, experience, should_stop=ctx.stop.is_set)
+            ctx.stop.check()  # a probe cut short is not a result
+            self.probed[experience] = result
+        return self.probed[experience]
 
     def finish(self, ctx: RoundContext, r: int) -> dict:
         samples = sorted(ctx.metrics().of(EvalSample, round=r, kind=self.kind), key=lambda s: s.sample)
