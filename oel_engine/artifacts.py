@@ -2,8 +2,11 @@
 
 saves/<run>/
   experience/round-R/run-K/step-NNN.txt   experience after step N of extraction run K (item format)
+  experience/round-R/yours.txt            items a person wrote for round R (run -1 in the index)
   experience/index.jsonl                  one record per snapshot or edit: round, run, step, file,
                                           episode, items with provenance (the latest record wins)
+  experience/external.txt, external.json  an experience file given with --experience: the teacher's
+                                          context from round `from_round` on, instead of extraction
   consolidation/round-R.jsonl             prefixes: {"prompt": [...], "privileged_context": "..."} + step
   checkpoints/round-R.pt                  LoRA + optimizer state at the last checkpointed step
   adapters/round-R/                       the round's LoRA adapter (PEFT format)
@@ -17,10 +20,16 @@ import os
 from pathlib import Path
 
 from .errors import OelError
-from .experience import ExperienceItem, ExperienceState
+from .experience import ExperienceItem, ExperienceState, join_texts
 from .fileio import append_jsonl, atomic_directory, atomic_write_bytes, atomic_write_text, read_jsonl
 from .storage import RunStore
 from .trajectory import Episode
+
+# Items a person writes for a round live in the experience index as one more "run" of that round.
+PERSON_RUN, PERSON_STEP = -1, -1
+# Items from an experience file are listed under this run number (read-only in the app).
+FILE_RUN = -2
+
 
 class RunArtifacts:
     def __init__(self, store: RunStore):
@@ -55,6 +64,8 @@ class RunArtifacts:
         return self.root / "experience" / "index.jsonl"
 
     def snapshot_file(self, round_index: int, run: int, step: int) -> Path:
+        if run == PERSON_RUN:
+            return self.root / "experience" / f"round-{round_index}" / "yours.txt"
         return self.root / "experience" / f"round-{round_index}" / f"run-{run}" / f"step-{step:03d}.txt"
 
     def save_snapshots(self, states: list[ExperienceState], fmt: str, episodes: dict[int, str], kind: str = "extract",
@@ -96,14 +107,58 @@ class RunArtifacts:
         return ExperienceState(round_index, run, step, items)
 
     def experiences_for_consolidation(self, round_index: int, runs: int, step: int, fmt: str) -> list[str]:
-        """The K experience texts at the fixed step, as edited by a person if they were."""
+        """The teacher's contexts of round R: the K extracted experiences at the fixed step (as a
+        person edited them), or the experience file when the run has one for this round; either
+        way followed by the items a person wrote for the round."""
         records = self.snapshot_records(round_index)
-        texts = []
-        for run in range(runs):
-            if (round_index, run, step) not in records:
-                raise OelError(f"round {round_index} has no experience for run {run} at step {step}: run extraction first")
-            texts.append(self.load_state(round_index, run, step, records).text(fmt))
-        return texts
+        external = self.external(round_index)
+        if external is not None:
+            texts = [external[0]]
+        else:
+            texts = []
+            for run in range(runs):
+                if (round_index, run, step) not in records:
+                    raise OelError(f"round {round_index} has no experience for run {run} at step {step}: run extraction first")
+                texts.append(self.load_state(round_index, run, step, records).text(fmt))
+        yours = self.load_state(round_index, PERSON_RUN, PERSON_STEP, records).text(fmt)
+        return [join_texts(t, yours, fmt) for t in texts]
+
+    def experience_source(self, round_index: int) -> str:
+        """Where round R's teacher context comes from, for provenance records."""
+        external = self.external(round_index)
+        source = f"file {external[1]['source']}" if external else "extracted"
+        if self.load_state(round_index, PERSON_RUN, PERSON_STEP).items:
+            source += " + items a person wrote"
+        return source
+
+    def add_person_item(self, round_index: int, text: str) -> ExperienceItem:
+        state = self.load_state(round_index, PERSON_RUN, PERSON_STEP)
+        item = ExperienceItem(text, round_index, PERSON_RUN, PERSON_STEP, "", source="human")
+        state.items.append(item)
+        self.save_snapshots([state], "structured", {}, kind="person")
+        return item
+
+    # -- an experience file as the teacher's context -----------------------------------------------
+
+    @property
+    def external_file(self) -> Path:
+        return self.root / "experience" / "external.txt"
+
+    def external(self, round_index: int | None = None) -> tuple[str, dict] | None:
+        """(text, provenance) of the run's experience file, if it applies to `round_index`."""
+        meta_file = self.external_file.with_suffix(".json")
+        if not meta_file.is_file() or not self.external_file.is_file():
+            return None
+        meta = json.loads(meta_file.read_text())
+        if round_index is not None and round_index < meta.get("from_round", 0):
+            return None
+        return self.external_file.read_text().strip(), meta
+
+    def set_external(self, text: str, source: str, from_round: int, items: int) -> None:
+        """Write the text first, then the provenance (the commit point)."""
+        atomic_write_text(self.external_file, text.strip() + "\n")
+        meta = {"source": source, "from_round": from_round, "items": items}
+        atomic_write_text(self.external_file.with_suffix(".json"), json.dumps(meta) + "\n")
 
     def save_edit(self, state: ExperienceState, fmt: str) -> None:
         """A person's edit (items disabled or rewritten) of one snapshot; it overrides the original."""

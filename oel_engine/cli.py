@@ -152,6 +152,10 @@ def _metrics_table(title: str, summary: dict) -> Table:
         spread = summary.get(f"{key}_std")
         fmt = "{:.1%}" if key.endswith("rate") else "{:.2f}"
         table.add_row(key, fmt.format(value), "" if spread is None else fmt.format(spread))
+    if summary.get("good_move_prob") is not None:
+        table.add_row("good_move_prob (probe, start states)", f"{summary['good_move_prob']:.3f}",
+                      f"{summary.get('good_move_prob_se', 0):.3f} (se over maps)")
+        table.add_row("move_mass (share on move tokens)", f"{summary['move_mass']:.3f}", "")
     table.add_row("episodes", str(summary.get("episodes")), "")
     return table
 
@@ -312,6 +316,7 @@ def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
 
 # -- OEL rounds ------------------------------------------------------------------------------------
 
+ExperienceFileOpt = typer.Option(None, "--experience", help="an experience file: the teacher's context instead of extracted experience (see examples/lessons/)")
 PresetOpt = typer.Option("demo", "--preset", help="demo (CPU, embedded model) or paper (GPU, reference settings)")
 RunOpt = typer.Option(..., "--run", help="run name (created if new, resumed if it exists)")
 
@@ -338,11 +343,12 @@ def _round_table(name: str, log) -> Table:
     from .reporting import eval_summaries
 
     table = Table(title=f"run {name}: held-out results per round (mean ± sd over samples)")
-    for col in ("round", "model", "pass rate", "legal actions", "response tokens", "turns"):
+    for col in ("round", "model", "pass rate", "legal actions", "good-move prob", "response tokens", "turns"):
         table.add_column(col)
     for row in eval_summaries(log):
+        probe = "-" if row.good_move_prob is None else f"{row.good_move_prob:.3f} ± {row.good_move_prob_se or 0:.3f}"
         table.add_row(str(row.round), str(row.kind), f"{row.pass_rate:.1%} ± {row.pass_rate_std:.1%}",
-                      f"{row.legal_action_rate:.1%} ± {row.legal_action_rate_std:.1%}",
+                      f"{row.legal_action_rate:.1%} ± {row.legal_action_rate_std:.1%}", probe,
                       f"{row.mean_response_tokens:.1f}", f"{row.mean_turns:.2f}")
     return table
 
@@ -353,6 +359,7 @@ def loop(
     preset: str = PresetOpt,
     rounds: int = typer.Option(2, "--rounds", help="OEL rounds to run (a resumed run may add more)"),
     run: str = RunOpt,
+    experience: Optional[Path] = ExperienceFileOpt,
     model: str = ModelOpt,
     device: str = DeviceOpt,
     thinking: bool = ThinkOpt,
@@ -370,6 +377,8 @@ def loop(
     config = build(preset, game_config, model_config, rounds)
     engine = _engine(saves)
     with _working(engine, run, config, json_out) as (session, view, stop):
+        if experience is not None:
+            session.use_experience_file(experience)
         session.run_rounds(rounds, view, stop)
         log = session.report().metrics
     summary = run_summary(log)
@@ -427,6 +436,7 @@ def consolidate(
     run: str = RunOpt,
     loss: Optional[str] = typer.Option(None, "--loss", help="topk (reference), full, or offpolicy (baseline)"),
     steps: Optional[int] = typer.Option(None, "--steps", help="optimizer steps T"),
+    experience: Optional[Path] = ExperienceFileOpt,
     json_out: bool = JsonOpt,
     saves: Optional[Path] = SavesOpt,
 ):
@@ -436,10 +446,13 @@ def consolidate(
     with _working(_engine(saves), run, None, json_out) as (session, view, stop):
         r = session.current_round
         session.override("consolidation", loss=loss, steps=steps)
+        if experience is not None:
+            session.use_experience_file(experience)
         session.run("consolidate", view, stop)
         steps_done = consolidation_steps(session.report().metrics, r)
         adapter = str(session.art.adapter_dir(r))
-    summary = {"run": run, "round": r, "steps": len(steps_done), "adapter": adapter,
+        source = session.art.experience_source(r)
+    summary = {"run": run, "round": r, "steps": len(steps_done), "adapter": adapter, "experience_source": source,
                "first_loss": steps_done[0].loss if steps_done else None,
                "last_loss": steps_done[-1].loss if steps_done else None}
     if json_out:
@@ -452,6 +465,7 @@ def consolidate(
         table.add_row(str(m.step), f"{m.loss:.4f}", f"{m.reverse_kl:.4f}", f"{m.topk_mass:.3f}",
                       f"{m.mean_response_tokens:.1f}", f"{m.seconds:.1f}")
     out.print(table)
+    out.print(f"Teacher's context: {source}")
     out.print(f"Adapter: {summary['adapter']}")
 
 

@@ -55,6 +55,12 @@ class ExperienceState:
         return format_items(active) if fmt == "structured" else "\n\n".join(active)
 
 
+def join_texts(first: str, second: str, fmt: str = "structured") -> str:
+    """Two experience texts as one (either may be empty)."""
+    parts = [t.strip() for t in (first, second) if t and t.strip()]
+    return ("\n" if fmt == "structured" else "\n\n").join(parts)
+
+
 def trajectory_text(episode: Episode) -> str:
     """Per turn: what the environment showed, the player's whole answer (reasoning included, as
     the reference keeps it) and the move parsed from it; then the result and its reason."""

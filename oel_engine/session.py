@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from .artifacts import RunArtifacts
+from .artifacts import FILE_RUN, PERSON_RUN, PERSON_STEP, RunArtifacts
 from .config import GameConfig, LoopConfig, ModelConfig, SamplingConfig
 from .errors import OelError
 from .events import EventSink, StopFlag, ignore
 from .games import Game, make_game
 from .metrics import MetricsLog
 from .policies import RandomPolicy, TurnRequest
-from .prompts import turn_messages
+from .prompts import insert_experience, turn_messages
 from .rollout import episode_from_game
 from .runs import RunSummary, list_runs, open_loop_run
 from .storage import RunStore
@@ -50,6 +50,23 @@ class ItemView:
     enabled: bool = True
     edited: bool = False
     new_this_round: bool = False
+
+
+@dataclass
+class EpisodeRow:
+    """One saved game as the Replay screen lists it (read from the id index, no trajectories)."""
+
+    episode_id: str
+    round: int
+    stage: str
+    policy: str
+    seed: int
+    success: bool
+    turns: int
+
+    @property
+    def outcome(self) -> str:
+        return "won" if self.success else "lost"
 
 
 @dataclass
@@ -94,6 +111,20 @@ class Engine:
     def experience(self, name: str) -> list[ItemView]:
         with RunStore(self.saves, name, readonly=True) as store:
             return list_items(RunArtifacts(store))
+
+    def episodes(self, name: str) -> list[EpisodeRow]:
+        """The run's saved games, oldest first."""
+        with RunStore(self.saves, name, readonly=True) as store:
+            rows = store.episode_rows()
+        return [EpisodeRow(r["episode_id"], int(r.get("round") or 0), str(r.get("stage", "")), str(r.get("policy", "")),
+                           int(r.get("seed") or 0), bool(r.get("success")), int(r.get("turns") or 0)) for r in rows]
+
+    def episode(self, name: str, episode_id: str) -> Episode:
+        with RunStore(self.saves, name, readonly=True) as store:
+            found = store.episodes(where=lambda row: row["episode_id"] == episode_id)
+        if not found:
+            raise OelError(f"run {name} has no game {episode_id}")
+        return found[0]
 
     # -- the model and play ---------------------------------------------------------------------
 
@@ -160,7 +191,7 @@ class Engine:
 
         result, played = evaluate(game, make_policy, episodes, samples, experience=experience,
                                   experience_name=experience_name, concurrent=concurrent, on_event=on_event, stop=stop)
-        summary = {**result.summary(), "experience": experience_name}
+        summary = {**result.summary(), **self.probe_held_out(game, episodes, experience, stop), "experience": experience_name}
         if run:
             with RunStore(self.saves, run, holder="saving an evaluation") as store:
                 store.set_meta(game=game.name, game_config=game.__dict__, model=summary["policy"])
@@ -172,6 +203,55 @@ class Engine:
                 store.add_metrics(record)
             summary["run"] = run
         return summary
+
+    def probe_held_out(self, game: GameConfig, episodes: int, experience: str | None = None,
+                       stop: StopFlag | None = None) -> dict:
+        """good_move_prob on the held-out start states: the loaded model (with `experience` in its
+        prompt), or a random legal-move player without one. The probe samples nothing, so its
+        spread over samples is 0; `good_move_prob_se` is the spread over maps."""
+        from .probe import MoveProbe, start_states, summarise, uniform_legal
+
+        states = start_states(game, episodes)
+        if self.lm is None:
+            result = summarise(states, uniform_legal(states))
+        else:
+            result = MoveProbe(self.lm, self.lm.config.batch_size).states(
+                states, experience, should_stop=stop.is_set if stop else None)
+            if stop is not None:
+                stop.check()
+        return {**result.summary(), "good_move_prob_std": 0.0}
+
+    def move_probs(self, game: Game, experience: str | None = None):
+        """The probe on the current state of `game`: (student, teacher or None, good moves).
+        Without a model, the student is a random legal-move player's uniform choice."""
+        from .probe import MoveProbe, state_of, uniform_legal
+
+        state = state_of(game)
+        if self.lm is None:
+            return uniform_legal([state])[0], None, state.good
+        probe = MoveProbe(self.lm, 2)
+        prompts = [state.prompt] + ([insert_experience(state.prompt, experience)] if experience else [])
+        read = probe.read(prompts)
+        return read[0], (read[1] if experience else None), state.good
+
+    def teacher_context(self, name: str) -> str | None:
+        """What a teacher of run `name`'s current round would read: its experience file or first
+        extraction run's newest snapshot, plus the items a person wrote (None if there is none)."""
+        from .experience import join_texts
+
+        with RunStore(self.saves, name, readonly=True) as store:
+            art = RunArtifacts(store)
+            r = art.rounds_done()
+            external = art.external(r)
+            records = art.snapshot_records(r)
+            if external is not None:
+                base = external[0]
+            else:
+                steps = sorted(n for (_, k, n) in records if k == 0)
+                fmt = records[(r, 0, steps[-1])].get("format", "structured") if steps else "structured"
+                base = art.load_state(r, 0, steps[-1], records).text(fmt) if steps else ""
+            yours = art.load_state(r, PERSON_RUN, PERSON_STEP, records).text("structured")
+            return join_texts(base, yours) or None
 
     def merge(self, name: str, out_dir: Path, last_round: int | None = None, status: Status = _quiet) -> Path:
         from .merge import merge_run
@@ -196,6 +276,10 @@ class Engine:
     def set_item(self, name: str, item: ItemView, enabled: bool, text: str) -> None:
         with self.session(name, holder="an experience edit") as s:
             s.edit_item(item, enabled, text)
+
+    def add_item(self, name: str, text: str) -> ItemView:
+        with self.session(name, holder="adding your lesson") as s:
+            return s.add_item(text)
 
     def save_human_game(self, name: str | None, game: Game, new_config: LoopConfig | None = None) -> tuple[str, Episode]:
         """Save a person's finished game in run `name`; with no run, in a new one made from
@@ -288,6 +372,9 @@ class RunSession:
     def edit_item(self, item: ItemView, enabled: bool, text: str) -> None:
         """Disable or rewrite one item in every snapshot of its run that still holds it; saved as
         edit records, which override the snapshots they edit."""
+        if item.run == FILE_RUN:
+            raise OelError(f"this item comes from the experience file {item.episode_id}: edit that file, not the run")
+        text = _one_line(text)
         art = self.art
         records = art.snapshot_records(item.round)
         steps = sorted(n for (r, k, n) in records if k == item.run)
@@ -303,6 +390,40 @@ class RunSession:
             if changed:
                 art.save_edit(state, fmt)
 
+    def add_item(self, text: str) -> ItemView:
+        """A lesson a person writes: an item with source "human" in the current round, given to
+        the round's teacher after the extracted (or file) experience."""
+        text = _one_line(text)
+        r = self.current_round
+        if self.art.data_file(r).exists():
+            raise OelError(f"round {r}'s consolidation has started with the experience it had; "
+                           "add your lesson after the round ends (it then goes to the next round)")
+        item = self.art.add_person_item(r, text)
+        return ItemView(r, PERSON_RUN, item.step, text, "", "human", new_this_round=True)
+
+    def use_experience_file(self, path: str | Path) -> str:
+        """Make an experience file the teacher's context from the current round on, instead of
+        extracted experience (a round whose extraction has not started skips it). Returns the
+        normalised text. The same file again (a resumed command) is accepted; another is not."""
+        from .experience_file import format_items, parse_items, read_experience
+
+        items = parse_items(read_experience(path))
+        if not items:
+            raise OelError(f"experience file '{path}' has no '- EXPERIENCE ITEM: ...' lines")
+        text = format_items(items)
+        current = self.art.external()
+        if current is not None:
+            if current[0] == text:
+                return text
+            raise OelError(f"run {self.store.name} already uses the experience file {current[1]['source']}; "
+                           "start a new run for another one")
+        r = self.current_round
+        if self.art.data_file(r).exists():
+            raise OelError(f"round {r}'s consolidation has started with other experience; use a new run")
+        self.art.set_external(text, str(path), r, len(items))
+        self.status(f"From round {r} on, the teacher reads {path} ({len(items)} items) instead of extracted experience")
+        return text
+
     def add_human_game(self, game: Game) -> Episode:
         """A person's finished game, saved in the run's current round (its extraction reads it)."""
         episode = episode_from_game(game)
@@ -314,13 +435,30 @@ class RunSession:
         return RunReport(self.store.name, self.config, self.store.metrics(), self.current_round)
 
 
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    if not text:
+        raise OelError("an experience item cannot be empty")
+    if len(text) > 1000:
+        raise OelError(f"an experience item holds at most 1000 characters, not {len(text)}")
+    return text
+
+
 def list_items(art: RunArtifacts) -> list[ItemView]:
-    """The newest snapshot's items of every extraction run, with provenance."""
+    """The newest snapshot's items of every extraction run, the items a person wrote, and the
+    items of the run's experience file, with provenance."""
     latest: dict[tuple[int, int], dict] = {}
     for (r, k, n), rec in sorted(art.snapshot_records().items()):
         latest[(r, k)] = rec
-    last_round = max((r for r, _ in latest), default=0)
+    last_round = max((r for r, _ in latest), default=art.rounds_done())
     items = []
+    external = art.external()
+    if external is not None:
+        from .experience_file import parse_items
+
+        text, meta = external
+        for line in parse_items(text):
+            items.append(ItemView(meta.get("from_round", 0), FILE_RUN, 0, line, meta["source"], "file"))
     for (r, k), rec in sorted(latest.items()):
         for i in rec.get("items", []):
             items.append(ItemView(i["round"], i["run"], i["step"], i["text"], i["episode_id"], i.get("source", "model"),

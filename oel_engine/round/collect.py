@@ -68,12 +68,14 @@ def build_data(ctx: RoundContext, r: int) -> list[dict]:
     if ctx.art.data_file(r).exists():
         return ctx.art.read_data(r)
     experiences = ctx.consolidation_experiences(r)
+    source = ctx.art.experience_source(r)
     rng = random.Random(stream_seed(ctx.cfg.seed, r, "experience-pick"))
     records = []
     for e in sorted(collected_games(ctx, r), key=lambda e: e.episode_id):
         for t in e.turns:
             k = rng.randrange(len(experiences))
             records.append({"prompt": t.prompt, "privileged_context": experiences[k], "experience_run": k,
+                            "experience_source": source,
                             "step": e.tags.get("consolidation_step", 0), "episode_id": e.episode_id,
                             "turn": t.index, "round": r})
     ctx.art.write_data(r, records)

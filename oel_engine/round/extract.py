@@ -4,6 +4,8 @@ At step n every run plays the SAME map (they differ only in sampling seed) with 
 policy and no experience, then the same model, as extractor, reads its game and writes items.
 Games a person played in this round come first, as step 0. Every `curve_every` steps the
 held-out pass rate with each run's experience in the prompt is measured (the in-context curve).
+A run given an experience file (--experience) skips a round's extraction that has not started:
+the file is the teacher's context instead.
 """
 
 from __future__ import annotations
@@ -28,14 +30,18 @@ class Extract(Stage):
 
     def plan(self, ctx: RoundContext, r: int) -> Plan:
         x = ctx.cfg.extraction
-        self.records = records = ctx.art.snapshot_records(r)
-        self.states = []
+        # the extraction runs' own snapshots (a person's items are a separate, negative run)
+        self.records = records = {key: v for key, v in ctx.art.snapshot_records(r).items() if key[1] >= 0}
+        self.states, self.humans = [], []
+        external = ctx.art.external(r)
+        self.skipped = external is not None and not records
+        if self.skipped:
+            return Plan(0, [], f"skipped: the teacher reads the experience file {external[1]['source']}")
         for k in range(x.runs):
             # the newest snapshot of each run, extracted or edited by a person (an edit replaces
             # the snapshot it edits, so it counts as that step being done)
             last = max((n for (_, kk, n) in records if kk == k), default=None)
             self.states.append(ctx.art.load_state(r, k, last, records) if last is not None else ExperienceState(r, k, 0))
-        self.humans = []
         if x.include_human and not any(n == HUMAN_STEP for (_, _, n) in records):
             rows = [row for row in ctx.store.episode_rows() if row.get("policy") == "human" and row.get("round") == r]
             if rows:
@@ -47,7 +53,7 @@ class Extract(Stage):
 
     def begin(self, ctx: RoundContext, r: int) -> None:
         x = ctx.cfg.extraction
-        if x.curve_every:  # curve points of finished steps that an interruption cut short
+        if x.curve_every and not self.skipped:  # curve points of finished steps that an interruption cut short
             records = self.records  # read by plan(); nothing has written the index since
             done_steps = min(s.step for s in self.states)
             for n in range(x.curve_every, done_steps + 1, x.curve_every):
@@ -144,4 +150,6 @@ class Extract(Stage):
             ctx.store.add_metrics(CurvePoint(round=r, step=n, run=state.run, **episode_metrics(episodes)))
 
     def finish(self, ctx: RoundContext, r: int) -> dict:
+        if self.skipped:
+            return {"skipped": "experience file", "source": ctx.art.external(r)[1]["source"]}
         return {"items": [len(s.items) for s in self.states]}
