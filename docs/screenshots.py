@@ -21,6 +21,7 @@ SHOTS = {
     "play": ["2", "right", "down", "space"],
     "experience": ["3"],
     "rounds": ["4", "k"],
+    "replay": ["5", "n", "n"],
 }
 
 

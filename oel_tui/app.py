@@ -1,4 +1,4 @@
-"""The oel-tui app: Start, Play, Experience and Rounds screens over one engine service."""
+"""The oel-tui app: Start, Play, Experience, Rounds and Replay screens over one engine service."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .messages import EngineEvents, WorkFinished
 from .screens.experience import ExperienceScreen
 from .screens.help import HelpScreen
 from .screens.play import PlayScreen
+from .screens.replay import ReplayScreen
 from .screens.rounds import RoundsScreen
 from .screens.start import StartScreen
 
@@ -34,13 +35,15 @@ class OelApp(App):
     TITLE = "oel-tui"
     SUB_TITLE = "Online Experiential Learning"
     CSS_PATH = "oel.tcss"
-    MODES = {"start": StartScreen, "play": PlayScreen, "experience": ExperienceScreen, "rounds": RoundsScreen}
+    MODES = {"start": StartScreen, "play": PlayScreen, "experience": ExperienceScreen, "rounds": RoundsScreen,
+             "replay": ReplayScreen}
     DEFAULT_MODE = "start"
     BINDINGS = [
         Binding("1", "switch_mode('start')", "Start"),
         Binding("2", "switch_mode('play')", "Play"),
         Binding("3", "switch_mode('experience')", "Experience"),
         Binding("4", "switch_mode('rounds')", "Rounds"),
+        Binding("5", "switch_mode('replay')", "Replay"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]

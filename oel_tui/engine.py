@@ -14,7 +14,7 @@ from oel_engine.config import GameConfig, LoopConfig, ModelConfig, SamplingConfi
 from oel_engine.events import Event, StopFlag
 from oel_engine.games import Game
 from oel_engine.runs import RunSummary
-from oel_engine.session import AgentMove, Engine, ItemView, RunReport
+from oel_engine.session import AgentMove, Engine, EpisodeRow, ItemView, RunReport
 from oel_engine.trajectory import Episode
 
 LocalEngine = Engine
@@ -44,5 +44,15 @@ class EngineService(Protocol):
 
     def save_human_game(self, name: str | None, game: Game, new_config: LoopConfig | None) -> tuple[str, Episode]: ...
 
+    def add_item(self, name: str, text: str) -> ItemView: ...
 
-__all__ = ["AgentMove", "EngineService", "ItemView", "LocalEngine", "RunReport", "RunView"]
+    def move_probs(self, game: Game, experience: str | None) -> tuple: ...
+
+    def teacher_context(self, name: str) -> str | None: ...
+
+    def episodes(self, name: str) -> list[EpisodeRow]: ...
+
+    def episode(self, name: str, episode_id: str) -> Episode: ...
+
+
+__all__ = ["AgentMove", "EngineService", "EpisodeRow", "ItemView", "LocalEngine", "RunReport", "RunView"]

@@ -21,7 +21,8 @@ class FakeEngine:
         self.items = [ItemView(0, 0, 1, "Holes end the game.", "e1", "model"),
                       ItemView(0, 1, 2, "The goal is bottom-right.", "e2", "human", new_this_round=True)]
         self.metrics = [{"phase": "eval", "round": 0, "kind": "base", "pass_rate": 0.1, "pass_rate_std": 0.01,
-                         "legal_action_rate": 0.5, "mean_response_tokens": 40.0, "mean_turns": 2.0}]
+                         "legal_action_rate": 0.5, "mean_response_tokens": 40.0, "mean_turns": 2.0,
+                         "good_move_prob": 0.12, "good_move_prob_se": 0.01}]
         self.release = threading.Event()  # a stage waits on it, so tests can act mid-job
         self.stage_calls = []
         self.human_games = []  # (run, episode) saved by save_human_game
@@ -74,6 +75,53 @@ class FakeEngine:
             if it is item or (it.text == item.text and it.run == item.run):
                 self.items[i] = ItemView(it.round, it.run, it.step, text, it.episode_id, it.source, enabled,
                                          it.edited or text != it.text, it.new_this_round)
+
+    def add_item(self, name, text):
+        from oel_engine.errors import OelError
+
+        if not text.strip():
+            raise OelError("an experience item cannot be empty")
+        item = ItemView(0, -1, -1, " ".join(text.split()), "", "human", new_this_round=True)
+        self.items.append(item)
+        return item
+
+    def teacher_context(self, name):
+        return "\n".join(f"- EXPERIENCE ITEM: {i.text}" for i in self.items if i.enabled) or None
+
+    def move_probs(self, game, experience):
+        """Canned probabilities that depend on the state (turn) and on the experience."""
+        from oel_engine.games.solve import good_moves
+        from oel_engine.probe import MoveProbs
+
+        student = MoveProbs({"up": 0.4, "down": 0.1, "left": 0.4, "right": 0.1}, mass=0.5)
+        teacher = MoveProbs({"up": 0.05, "down": 0.45, "left": 0.05, "right": 0.45}) if experience else None
+        self.probed = getattr(self, "probed", 0) + 1
+        return student, teacher, good_moves(game.board())
+
+    def episodes(self, name):
+        from oel_engine.session import EpisodeRow
+
+        return [EpisodeRow(e.episode_id, e.round, e.stage, e.policy.kind, e.seed, e.success, len(e.turns))
+                for _, e in self.saved_games()]
+
+    def episode(self, name, episode_id):
+        return next(e for _, e in self.saved_games() if e.episode_id == episode_id)
+
+    def saved_games(self):
+        """Two canned games (a scripted agent's, won and lost) plus the person's saved ones."""
+        if not hasattr(self, "_canned"):
+            from oel_engine.config import GameConfig
+            from oel_engine.policies import ScriptedPolicy
+            from oel_engine.rollout import play_episodes
+
+            from oel_engine.games.solve import good_moves
+
+            won = play_episodes(GameConfig(), [1_000_000], ScriptedPolicy(lambda r: f"I go [{good_moves(r.board)[0]}]"))
+            lost = play_episodes(GameConfig(), [1_000_001], ScriptedPolicy(["[up]", "[up]"]))
+            for e, i in zip(won + lost, ("g1", "g2")):
+                e.episode_id, e.stage = i, "eval_base"
+            self._canned = [("demo", e) for e in won + lost]
+        return self._canned + self.human_games
 
     def save_human_game(self, name, game, new_config=None):
         name = name or "play-new"

@@ -36,3 +36,7 @@ def test_rounds_screen(snap_compare):
 
 def test_help_screen(snap_compare):
     assert snap_compare(app(), press=["question_mark"], terminal_size=(100, 30))
+
+
+def test_replay_screen(snap_compare):
+    assert snap_compare(app(), press=["5", "n"], terminal_size=(100, 30))

@@ -9,6 +9,15 @@ from oel_tui.widgets.board import BoardView
 from .fake_engine import FakeEngine
 
 
+def plain(static) -> str:
+    """What a Static shows, as plain text (it may hold a rich renderable such as a Group)."""
+    from rich.console import Console
+
+    console = Console(width=100, record=True, file=open("/dev/null", "w"))
+    console.print(static.content)
+    return console.export_text()
+
+
 def make_app(tmp_path, run="demo"):
     return OelApp(engine=FakeEngine(tmp_path), settings=Settings(game=GameConfig(), run=run))
 
@@ -110,10 +119,15 @@ async def test_rounds_screen_runs_a_stage_and_keys_work_while_it_runs(tmp_path):
         await app.workers.wait_for_complete()
         await pilot.pause()
         screen = app.screen
-        assert list(screen.query_one("#loss-chart").data) == [1.0, 0.5, 1.0 / 3]
+        loss, kl = screen.query_one("#loss-chart").series
+        assert (loss.label, loss.x, loss.y) == ("loss", [1, 2, 3], [1.0, 0.5, 1.0 / 3])
+        assert kl.y == [0.5, 0.25, 0.5 / 3]
         assert "finished" in str(screen.query_one("#stage-label").render())
         assert screen.query_one("#results").row_count == 1
-        assert list(screen.query_one("#pass-chart").data) == [0.1]  # the base pass rate so far
+        [base] = screen.query_one("#pass-chart").series  # the base pass rate so far; nothing else yet
+        assert (base.label, base.x, base.y) == ("base", [0], [0.1])
+        await pilot.press("t")
+        assert screen.query_one("#chart-tabs").active == "training"
 
 
 async def test_cancel_stops_within_one_unit(tmp_path):
@@ -152,3 +166,92 @@ async def test_quitting_during_a_round_stops_it_cleanly(tmp_path):
     assert app.jobs.stop.is_set() and not app.jobs.busy
     assert app.engine.stage_calls == ["consolidate"]
     assert not [m for m in app.engine.metrics if m["phase"] == "consolidate"]  # stopped before a unit finished
+
+
+async def test_play_screen_shows_move_probabilities_every_agent_turn(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("2")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        bars = app.screen.query_one("#move-bars")
+        student, teacher, good = bars.shown
+        assert student.probs["up"] == 0.4 and teacher.probs["down"] == 0.45  # the run has experience
+        assert good == ["right"]  # seed 0: going down ends beside a hole in the bottom row
+        rendered = plain(bars)
+        assert "right ✓" in rendered and "down  ✓" not in rendered
+        probed = app.engine.probed
+        await pilot.press("space")  # an agent turn, then the probe of the new state
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.engine.probed == probed + 1
+        assert app.screen.agent_game.turns == 1
+
+
+async def test_play_screen_without_experience_shows_the_student_alone(tmp_path):
+    app = make_app(tmp_path)
+    app.engine.items, app.engine.loaded = [], "fake-model"
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("2")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        student, teacher, _ = app.screen.query_one("#move-bars").shown
+        assert teacher is None and "no teacher" in plain(app.screen.query_one("#move-bars"))
+
+
+async def test_experience_screen_adds_a_lesson(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("3")
+        await pilot.press("n")
+        await pilot.pause()
+        app.screen.query_one("#edit-input").value = "Never   step onto H."
+        await pilot.press("enter")
+        await pilot.pause()
+        table = app.screen.query_one("#items")
+        assert table.row_count == 3
+        assert [str(c) for c in table.get_row_at(2)][2:] == ["you", "-", "human", "Never step onto H."]
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press("enter")  # an empty lesson is not added
+        await pilot.pause()
+        assert table.row_count == 3
+
+
+async def test_replay_screen_steps_through_a_saved_game(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("5")
+        await pilot.pause()
+        screen = app.screen
+        assert screen.query_one("#games").row_count == 2
+        game = screen.episode
+        assert game.episode_id == "g1" and screen.turn == 0
+        assert screen.query_one("#board-before").board.to_dict() == game.turns[0].board
+        await pilot.press("n")
+        await pilot.press("n")
+        assert screen.turn == 2
+        turn = game.turns[2]
+        text = plain(screen.query_one("#turn-text"))
+        assert turn.response in text and f"[{turn.action}]" in text and turn.prompt[-1]["content"][:60] in text
+        assert screen.query_one("#board-after").board.to_dict() == turn.board_after
+        await pilot.press("p")
+        assert screen.turn == 1
+        screen.query_one("#filter-outcome").value = "lost"
+        await pilot.pause()
+        assert screen.query_one("#games").row_count == 1 and screen.episode.episode_id == "g2"
+        screen.query_one("#filter-outcome").clear()
+        await pilot.pause()
+        assert screen.query_one("#games").row_count == 2
+
+
+async def test_the_game_chosen_at_start_is_kept(tmp_path):
+    """The Start screen's game list used to switch any app to its first choice as it mounted."""
+    app = OelApp(engine=FakeEngine(tmp_path), settings=Settings(game=GameConfig(name="sokoban"), run="demo"))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        assert app.settings.game.name == "sokoban"
+        await pilot.press("2")
+        assert app.screen.agent_game.name == "sokoban"

@@ -1,4 +1,5 @@
-"""Experience: the run's items with provenance; disable or edit one before consolidation."""
+"""Experience: the run's items with provenance; disable or edit one before consolidation, or
+write a new lesson (an item with source "human" for this round's teacher)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ from ..messages import EngineEvents
 class EditItem(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, prompt: str = "Edit the item (Enter saves, Esc cancels):"):
         super().__init__()
-        self.text = text
+        self.text, self.prompt = text, prompt
 
     def compose(self) -> ComposeResult:
         with Vertical(id="edit-box"):
-            yield Static("Edit the item (Enter saves, Esc cancels):")
-            yield Input(self.text, id="edit-input")
+            yield Static(self.prompt)
+            yield Input(self.text, id="edit-input", placeholder="one general lesson, e.g. Never step onto H.")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
@@ -33,6 +34,7 @@ class ExperienceScreen(Screen):
     BINDINGS = [
         Binding("e", "toggle", "Enable/disable"),
         Binding("enter", "edit", "Edit"),  # the table's row-select also opens the editor
+        Binding("n", "new_item", "New lesson"),
         Binding("f", "reload", "Refresh"),
     ]
 
@@ -72,8 +74,9 @@ class ExperienceScreen(Screen):
                      "Disabled items (-) are left out of consolidation.")
         for item in self.items:
             mark = ("+" if item.new_this_round else " ") + (" " if item.enabled else "-") + ("*" if item.edited else " ")
-            table.add_row(mark, str(item.round), str(item.run), str(item.step),
-                          f"{item.source} {item.episode_id}", item.text[:200])
+            run = {-1: "you", -2: "file"}.get(item.run, str(item.run))
+            step = "-" if item.run < 0 else str(item.step)
+            table.add_row(mark, str(item.round), run, step, f"{item.source} {item.episode_id}".strip(), item.text[:200])
 
     def _selected(self):
         table = self.query_one("#items", DataTable)
@@ -81,12 +84,36 @@ class ExperienceScreen(Screen):
             return None
         return self.items[table.cursor_row]
 
+    def _change(self, item, enabled: bool, text: str) -> None:
+        try:
+            self.app.engine.set_item(self.app.settings.run, item, enabled, text)
+        except Exception as exc:  # an item from a file, a run busy elsewhere: say so, keep going
+            self.notify(str(exc), title="Not changed", severity="warning")
+        self.action_reload()
+
     def action_toggle(self) -> None:
         item = self._selected()
-        if item is None:
+        if item is not None:
+            self._change(item, not item.enabled, item.text)
+
+    def action_new_item(self) -> None:
+        name = self.app.settings.run
+        if not name:
+            self.notify("Choose or create a run on the Start screen first.", severity="warning")
             return
-        self.app.engine.set_item(self.app.settings.run, item, not item.enabled, item.text)
-        self.action_reload()
+
+        def add(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                self.app.engine.add_item(name, text)
+            except Exception as exc:
+                self.notify(str(exc), title="Lesson not added", severity="warning")
+                return
+            self.notify("Added: this round's teacher reads it after the extracted experience.")
+            self.action_reload()
+
+        self.app.push_screen(EditItem("", "Write a lesson for the model (Enter adds it, Esc cancels):"), add)
 
     def action_edit(self) -> None:
         item = self._selected()
@@ -95,8 +122,7 @@ class ExperienceScreen(Screen):
 
         def save(text: str | None) -> None:
             if text and text != item.text:
-                self.app.engine.set_item(self.app.settings.run, item, item.enabled, text)
-                self.action_reload()
+                self._change(item, item.enabled, text)
 
         self.app.push_screen(EditItem(item.text), save)
 
@@ -108,8 +134,8 @@ class ExperienceScreen(Screen):
             self.action_reload()
 
     def check_action(self, action: str, parameters) -> bool | None:
-        if action in ("toggle", "edit"):
+        if action in ("toggle", "edit", "new_item"):
             if self.app.jobs.current in ("round", "consolidate"):
                 return None  # edits during consolidation would not be used; keep them for later
-            return True if self.items else None
+            return True if self.items or action == "new_item" else None
         return True

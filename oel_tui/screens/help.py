@@ -12,7 +12,7 @@ HELP = """\
 oel-tui - watch a language model learn from its own experience
 
 Everywhere
-  1 Start   2 Play   3 Experience   4 Rounds   ? this help   q quit (stops a running job cleanly)
+  1 Start   2 Play   3 Experience   4 Rounds   5 Replay   ? this help   q quit (stops a running job cleanly)
 
 Start
   Tab moves between fields; Enter on a run row selects it; L loads the model; N creates the run
@@ -21,14 +21,23 @@ Play (the agent's board and yours, same map)
   arrows or W A S D   your move          space   agent step
   r   run / pause the agent              + / -   faster / slower
   n   next map
+  Bars under the agent's board: the probability the model gives each move on this state, read
+  after "[" in one forward pass. student = no experience in the prompt; teacher = the same
+  weights with the run's experience. ✓ marks the good moves (start of a shortest safe path).
 
 Experience
-  up/down choose an item   e enable/disable   Enter edit   f refresh
+  up/down choose an item   e enable/disable   Enter edit   n write a new lesson   f refresh
   + new this round   - disabled (left out of consolidation)   * edited
+  Your lessons (run "you") go to this round's teacher after the extracted experience.
 
 Rounds (work runs in the background; the UI stays live)
   g whole round   x extract   o collect   k consolidate   v evaluate   c cancel (after the current unit)
+  t next chart (per round, training steps, in-context curve, table)
   A cancelled or interrupted stage resumes where it stopped when started again.
+
+Replay (the run's saved games)
+  filters: round, player, stage, outcome (Tab to reach them)   up/down choose a game
+  n / p next / previous turn: board before and after, whole prompt, response, parsed move, reply
 """
 
 

@@ -1,4 +1,6 @@
-"""Play: the agent's board and yours on the same map, side by side."""
+"""Play: the agent's board and yours on the same map, side by side. Under the agent's board,
+the move probabilities the model gives the current state, without (student) and with (teacher)
+the run's experience in its prompt, read after every agent turn."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from oel_engine.actions import parse_action
 
 from ..messages import WorkFinished
 from ..widgets.board import BoardView
+from ..widgets.move_bars import MoveBars
 
 KEY_MOVES = {"up": "up", "down": "down", "left": "left", "right": "right", "w": "up", "a": "left", "s": "down", "d": "right"}
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)  # seconds between agent moves while running
@@ -62,6 +65,7 @@ class PlayScreen(Screen):
         self.running = False
         self.speed_index = 2
         self._timer = None
+        self._probe_pending = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -70,6 +74,7 @@ class PlayScreen(Screen):
                 yield Static("Agent", classes="side-title")
                 yield BoardView(id="agent-board")
                 yield Static("", id="agent-status", classes="status")
+                yield MoveBars("", id="move-bars")
                 yield MoveLog(id="agent-log")
             with Vertical(classes="side", id="human-side"):
                 yield Static("You (arrows or WASD)", classes="side-title")
@@ -94,6 +99,49 @@ class PlayScreen(Screen):
         for side in ("agent", "human"):
             self.query_one(f"#{side}-log", MoveLog).write_line(f"-- map seed {self.seed}: {game.label()} --")
         self.refresh_status()
+        self.request_probe()
+
+    # -- the move-probability probe ---------------------------------------------------------------
+
+    def request_probe(self) -> None:
+        """Read the move probabilities of the agent's current state in the background."""
+        game = self.agent_game
+        bars = self.query_one("#move-bars", MoveBars)
+        if game.done:
+            bars.message("Game over: press n (or space) for the next map.")
+            self._probe_pending = False
+            return
+        busy_with = self.app.jobs.current
+        if busy_with is not None:
+            self._probe_pending = True
+            if busy_with not in ("probe", "agent-move"):
+                bars.message(f"The model is busy ({busy_with}); move probabilities show when it is free.")
+            return
+        self._probe_pending = False
+        engine, run, turn = self.app.engine, self.app.settings.run, game.turns
+
+        def work(on_event, stop):
+            experience = None
+            if run:
+                try:
+                    experience = engine.teacher_context(run)
+                except Exception:  # an unreadable run: show the student alone
+                    experience = None
+            student, teacher, good = engine.move_probs(game, experience)
+            self.app.call_from_thread(self._show_probe, game, turn, student, teacher, good, experience is not None)
+
+        self.app.jobs.start("probe", work)
+
+    def _show_probe(self, game, turn, student, teacher, good, has_experience) -> None:
+        if game is not self.agent_game or game.turns != turn:
+            return  # the board moved on while the model was reading it
+        if self.app.engine.model_name() is None:
+            note = "No model loaded: a random agent (uniform over legal moves)."
+        elif not has_experience:
+            note = "No experience in this run yet: no teacher to show."
+        else:
+            note = "Teacher: the same weights, the run's experience in the prompt."
+        self.query_one("#move-bars", MoveBars).show(student, teacher, good, note)
 
     def refresh_status(self) -> None:
         def status(game):
@@ -131,7 +179,7 @@ class PlayScreen(Screen):
         game, sampling = self.agent_game, self.app.settings.sampling
         busy_with = self.app.jobs.current
         if not self.app.jobs.start("agent-move", lambda on_event, stop: self._agent_move(game, sampling)):
-            if busy_with != "agent-move":
+            if busy_with not in ("agent-move", "probe"):
                 self.notify(f"The model is busy ({busy_with}); the agent moves when it is free.", severity="warning")
 
     def _agent_move(self, game, sampling) -> None:
@@ -157,6 +205,10 @@ class PlayScreen(Screen):
             self.notify(message.detail, title="The agent could not move", severity="error")
             self.running = False
             self.refresh_status()
+        elif message.job == "probe" and message.outcome == "failed":
+            self.query_one("#move-bars", MoveBars).message(f"Move probabilities unavailable: {message.detail}")
+        if message.job == "agent-move" and message.outcome == "ok" or self._probe_pending:
+            self.request_probe()
 
     def action_toggle_run(self) -> None:
         self.running = not self.running

@@ -1,4 +1,8 @@
-"""Rounds: start a round (or one stage) in the background, follow it, cancel it, see the curves."""
+"""Rounds: start a round (or one stage) in the background, follow it, cancel it, see the curves.
+
+Charts with axes (plotext): per round, the held-out pass rate, legal-move rate and good-move
+probability of the base / in-context / consolidated models; per training step, loss, reverse
+KL and top-k mass; the in-context curve during extraction; and the table of numbers."""
 
 from __future__ import annotations
 
@@ -6,15 +10,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Sparkline, Static
+from textual.widgets import DataTable, Footer, Header, ProgressBar, Static, TabbedContent, TabPane
 
 from oel_engine.events import MetricsRecorded, Progress, StageFinished, StageStarted
 from oel_engine.metrics import CurvePoint, MetricsLog, PrecisionChoice, parse_record
 from oel_engine.reporting import consolidation_steps, curve, eval_summaries
 
 from ..messages import EngineEvents, WorkFinished
+from ..widgets.charts import Chart, Series
 
 STAGES = ("round", "extract", "collect", "consolidate", "evaluate")
+KINDS = (("base", "base"), ("in_context", "in context"), ("consolidated", "consolidated"))
+TABS = ("per-round", "training", "curve", "table")
 
 
 class RoundsScreen(Screen):
@@ -25,6 +32,7 @@ class RoundsScreen(Screen):
         Binding("k", "start('consolidate')", "Consolidate"),
         Binding("v", "start('evaluate')", "Evaluate"),
         Binding("c", "cancel", "Cancel"),
+        Binding("t", "next_tab", "Next chart"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -33,27 +41,26 @@ class RoundsScreen(Screen):
             yield Static("", id="run-title")
             yield Static("Idle.", id="stage-label")
             yield ProgressBar(total=1, id="stage-progress", show_eta=True)  # determinate while idle: no animation
-            with Horizontal(id="charts"):
-                with Vertical(classes="chart"):
-                    yield Static("loss", classes="chart-title", id="loss-title")
-                    yield Sparkline([], id="loss-chart")
-                with Vertical(classes="chart"):
-                    yield Static("reverse KL", classes="chart-title", id="kl-title")
-                    yield Sparkline([], id="kl-chart")
-                with Vertical(classes="chart"):
-                    yield Static("top-k mass", classes="chart-title", id="mass-title")
-                    yield Sparkline([], id="mass-chart")
-            yield Static("Held-out results per round", classes="section")
-            yield DataTable(id="results", cursor_type="none")
+            with TabbedContent(initial="per-round", id="chart-tabs"):
+                with TabPane("Per round", id="per-round"):
+                    with Horizontal(classes="charts"):
+                        yield Chart(id="pass-chart")
+                        yield Chart(id="legal-chart")
+                        yield Chart(id="probe-chart")
+                with TabPane("Training steps", id="training"):
+                    with Horizontal(classes="charts"):
+                        yield Chart(id="loss-chart")
+                        yield Chart(id="mass-chart")
+                with TabPane("In-context curve", id="curve"):
+                    yield Chart(id="curve-chart")
+                with TabPane("Table", id="table"):
+                    yield DataTable(id="results", cursor_type="none")
             yield Static("", id="pass-label")
-            yield Sparkline([], id="pass-chart")
-            yield Static("", id="curve-label")
-            yield Sparkline([], id="curve-chart")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#results", DataTable)
-        table.add_columns("round", "model", "pass rate", "legal actions", "tokens", "turns")
+        table.add_columns("round", "model", "pass rate", "legal actions", "good-move prob", "tokens", "turns")
         self.metrics = MetricsLog([])
         self.stage_line = ""
         self.reload()
@@ -81,28 +88,44 @@ class RoundsScreen(Screen):
 
     def redraw(self) -> None:
         steps = consolidation_steps(self.metrics)
-        for key, chart in (("loss", "#loss-chart"), ("reverse_kl", "#kl-chart"), ("topk_mass", "#mass-chart")):
-            self.query_one(chart, Sparkline).data = [float(getattr(m, key)) for m in steps]
-        if steps:
-            last = steps[-1]
-            self.query_one("#loss-title", Static).update(f"loss {last.loss:.4f}")
-            self.query_one("#kl-title", Static).update(f"reverse KL {last.reverse_kl:.4f}")
-            self.query_one("#mass-title", Static).update(f"top-k mass {last.topk_mass:.3f}")
+        x = list(range(1, len(steps) + 1))  # optimizer steps of every round, in order
+        self.query_one("#loss-chart", Chart).show(
+            "Training loss and reverse KL per step",
+            [Series("loss", x, [m.loss for m in steps]), Series("reverse KL", x, [m.reverse_kl for m in steps])],
+            xlabel="optimizer step (all rounds)")
+        self.query_one("#mass-chart", Chart).show(
+            "Top-k mass per step", [Series("top-k mass", x, [m.topk_mass for m in steps])],
+            xlabel="optimizer step (all rounds)")
+        summaries = eval_summaries(self.metrics)
+        for chart, key, title in (("#pass-chart", "pass_rate", "Pass rate"),
+                                  ("#legal-chart", "legal_action_rate", "Legal-move rate"),
+                                  ("#probe-chart", "good_move_prob", "Good-move probability")):
+            series = []
+            for kind, label in KINDS:
+                rows = [s for s in summaries if s.kind == kind and getattr(s, key) is not None]
+                series.append(Series(label, [s.round for s in rows], [getattr(s, key) for s in rows]))
+            self.query_one(chart, Chart).show(title, series, xlabel="round", ylim=(0, 1))
         table = self.query_one("#results", DataTable)
         table.clear()
-        summaries = eval_summaries(self.metrics)
         for s in summaries:
+            probe = "-" if s.good_move_prob is None else f"{s.good_move_prob:.3f}"
             table.add_row(str(s.round), str(s.kind), f"{s.pass_rate:.1%} ± {s.pass_rate_std:.1%}",
-                          f"{s.legal_action_rate:.1%}", f"{s.mean_response_tokens:.1f}", f"{s.mean_turns:.2f}")
+                          f"{s.legal_action_rate:.1%}", probe, f"{s.mean_response_tokens:.1f}", f"{s.mean_turns:.2f}")
         progression = [s for s in summaries if s.kind in ("base", "consolidated")]
-        self.query_one("#pass-chart", Sparkline).data = [s.pass_rate for s in progression]
-        self.query_one("#pass-label", Static).update(
-            "Pass rate, base then after each round: " + (" -> ".join(f"{s.pass_rate:.0%}" for s in progression) or "-"))
         rounds = sorted({p.round for p in self.metrics.of(CurvePoint)})
         points = curve(self.metrics, rounds[-1]) if rounds else []
-        self.query_one("#curve-chart", Sparkline).data = [p["pass_rate"] for p in points]
-        label = ", ".join(f"step {p['step']}: {p['pass_rate']:.0%}" for p in points) or "not measured yet"
-        self.query_one("#curve-label", Static).update(f"In-context curve (held-out pass rate with experience): {label}")
+        self.query_one("#curve-chart", Chart).show(
+            f"In-context curve, round {rounds[-1] if rounds else 0}: held-out pass rate with the experience after step n",
+            [Series("pass rate (mean over runs)", [p["step"] for p in points], [p["pass_rate"] for p in points])],
+            xlabel="extraction step", ylim=(0, 1))
+        line = " -> ".join(f"{s.pass_rate:.0%}" for s in progression) or "-"
+        probe = " -> ".join(f"{s.good_move_prob:.2f}" for s in progression if s.good_move_prob is not None)
+        self.query_one("#pass-label", Static).update(
+            f"Base then after each round: pass rate {line}" + (f"; good-move probability {probe}" if probe else ""))
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one("#chart-tabs", TabbedContent)
+        tabs.active = TABS[(TABS.index(tabs.active) + 1) % len(TABS)] if tabs.active in TABS else TABS[0]
 
     # -- jobs -------------------------------------------------------------------------------------
 
@@ -111,9 +134,12 @@ class RoundsScreen(Screen):
         if not name:
             self.notify("Choose or create a run on the Start screen first.", severity="warning")
             return
+        busy_with = self.app.jobs.current
         started = self.app.jobs.start(stage, lambda on_event, stop: self.app.engine.run_stage(name, stage, on_event, stop))
         if started:
             self.query_one("#stage-label", Static).update(f"Starting {stage}...")
+        else:
+            self.notify(f"The model is busy ({busy_with}); start {stage} again in a moment.", severity="warning")
         self.app.refresh_bindings()
 
     def action_cancel(self) -> None:

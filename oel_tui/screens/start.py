@@ -26,10 +26,18 @@ class StartScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
+        # the game the app was started with is the one selected (its Changed event on mount
+        # must not switch the app to the first choice)
+        current = self.app.settings.game
+        self.choices = list(GAME_CHOICES)
+        if all(config != current for _, config in self.choices):
+            self.choices.append((current.label(), current))
+        self.chosen = next(i for i, (_, config) in enumerate(self.choices) if config == current)
         yield Header()
         with VerticalScroll(id="start"):
             yield Static("Game", classes="section")
-            yield Select([(label, i) for i, (label, _) in enumerate(GAME_CHOICES)], value=0, allow_blank=False, id="game")
+            yield Select([(label, i) for i, (label, _) in enumerate(self.choices)], value=self.chosen,
+                         allow_blank=False, id="game")
             yield Static("Model: 'embedded' (SmolLM2-135M, offline), a Hugging Face id, or a local folder", classes="section")
             with Horizontal(classes="row"):
                 yield Input("embedded", id="model")
@@ -70,7 +78,7 @@ class StartScreen(Screen):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "game" and event.value is not Select.BLANK:
-            self.app.settings.game = GAME_CHOICES[int(event.value)][1]
+            self.app.settings.game = self.choices[int(event.value)][1]
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "runs" and 0 <= event.cursor_row < len(self.run_names):
