@@ -87,3 +87,19 @@ async def test_tui_end_to_end_embedded_model_plays(tmp_path):
         await pilot.pause()
         assert app.screen.agent_game.turns == 1
         assert "agent said:" in app.screen.query_one("#agent-log").text()
+
+
+def test_a_shipped_lesson_moves_the_probe_on_the_embedded_model(smollm):
+    """The signal the app shows: a two-line lesson in the prompt moves probability onto the
+    good moves by far more than the spread over maps (measured 0.10 -> 0.24 on 32 maps)."""
+    from pathlib import Path
+
+    from oel_engine.experience_file import read_experience
+    from oel_engine.probe import MoveProbe, start_states
+
+    lesson = read_experience(Path(__file__).resolve().parent.parent / "examples" / "lessons" / "frozenlake-short.txt")
+    states = start_states(GameConfig(), 16)
+    probe = MoveProbe(smollm)
+    base, taught = probe.states(states), probe.states(states, lesson)
+    assert taught.good_move_prob - base.good_move_prob > 3 * (base.good_move_prob_se + taught.good_move_prob_se)
+    assert all(abs(sum(p.probs.values()) - 1) < 1e-5 for p in base.per_state + taught.per_state)

@@ -137,3 +137,22 @@ def test_shipped_lessons_are_valid_experience_files(name):
 
     items = parse_items(read_experience(EXAMPLES / name))
     assert len(items) >= 2 and all(len(i) < 300 for i in items)
+
+
+def test_the_play_screens_probe_reads_the_runs_teacher_context(tmp_path, tiny_folder):
+    from oel_engine.config import ModelConfig
+
+    engine = Engine(tmp_path)
+    config = folder_config(tiny_folder, rounds=1)
+    engine.open_run("r", config)
+    assert engine.teacher_context("r") is None
+    engine.add_item("r", "Go down first.")
+    context = engine.teacher_context("r")
+    assert context == "- EXPERIENCE ITEM: Go down first."
+    game = engine.new_game(config.game, 0)
+    student, teacher, good = engine.move_probs(game, context)  # no model: a random legal-move player
+    assert teacher is None and sum(student.probs.values()) == pytest.approx(1.0)
+    engine.load_model(ModelConfig(model=str(tiny_folder), device="cpu"))
+    student, teacher, good = engine.move_probs(game, context)
+    assert good == ["right"]
+    assert sum(teacher.probs.values()) == pytest.approx(1.0) and student.probs != teacher.probs
