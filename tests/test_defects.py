@@ -191,6 +191,27 @@ def test_auto_precision_follows_the_measurement(monkeypatch):
     assert build("demo", GameConfig(), ModelConfig(), 1).consolidation.autocast == "auto"
 
 
+def test_a_busy_moment_does_not_pick_a_slow_bf16(monkeypatch):
+    """Other work on the CPU during the first few timings (x20) must not make a bf16 that is
+    10x slower look faster: both precisions are timed through the busy moment alike."""
+    from oel_engine import precision
+
+    calls = {"n": 0}
+
+    def timed(autocast):
+        calls["n"] += 1
+        busy = 20 if calls["n"] <= 4 else 1
+        return (0.05 if autocast else 0.005) * busy
+
+    precision.measure_cpu_bf16.cache_clear()
+    monkeypatch.setattr(precision, "_time_step", timed)
+    try:
+        choice = precision.choose_autocast("auto", torch.device("cpu"))
+    finally:
+        precision.measure_cpu_bf16.cache_clear()
+    assert choice.choice == "float32" and choice.bf16_speedup < 1
+
+
 def test_the_precision_choice_is_recorded_in_the_run(tmp_path, tiny_folder):
     from oel_engine.metrics import PrecisionChoice
 
