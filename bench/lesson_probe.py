@@ -43,6 +43,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="consolidation steps (default: the demo preset's)")
     ap.add_argument("--games-per-step", type=int, default=None)
     ap.add_argument("--loss", default=None, help="topk, full or offpolicy (default: the preset's)")
+    ap.add_argument("--autocast", default="off",
+                    help="consolidation precision: off (float32, the default here, so that rows compare "
+                         "the same numerics), auto or bf16")
     ap.add_argument("--maps", type=int, default=32, help="held-out maps whose start states are probed")
     ap.add_argument("--eval", action="store_true", help="also play the held-out maps (1 sample) with each model")
     ap.add_argument("--model", default="embedded")
@@ -57,10 +60,10 @@ def main() -> None:
     base_config = replace(base_config, evaluation=replace(base_config.evaluation, episodes=args.maps, samples=1))
     c = base_config.consolidation
     c = replace(c, steps=args.steps or c.steps, games_per_step=args.games_per_step or c.games_per_step,
-                loss=args.loss or c.loss)
+                loss=args.loss or c.loss, autocast=args.autocast)
     print(f"CPU: {cpu_name()}; model {args.model}; lesson {args.lesson}; {args.maps} held-out start states")
     print(f"consolidation: {c.steps} steps x {c.games_per_step} games, loss {c.loss}, LoRA r{c.lora_rank}, "
-          f"{c.max_new_tokens} new tokens")
+          f"{c.max_new_tokens} new tokens, autocast {c.autocast}")
 
     engine.ensure_model(base_config.model, status=print)
     states = start_states(game, args.maps)

@@ -143,7 +143,9 @@ class ConsolidationConfig:
     max_new_tokens: int = 1024
     """Longest student response."""
     learning_rate: float = 1e-4
-    """LoRA learning rate (constant). Chosen by measurement: see bench/lr_sweep.py and the README."""
+    """LoRA learning rate (constant). The demo preset uses 1e-3, chosen on the embedded model by
+    how much of a lesson's effect consolidation keeps (bench/lesson_probe.py, README); for a
+    larger model, measure again with `--model`."""
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     micro_batch: int = 4
