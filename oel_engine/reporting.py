@@ -8,7 +8,8 @@ from .metrics import ConsolidateStep, CurvePoint, EvalKind, EvalSummary, Metrics
 
 KINDS = (EvalKind.BASE, EvalKind.IN_CONTEXT, EvalKind.CONSOLIDATED)
 SUMMARY_KEYS = ("pass_rate", "pass_rate_std", "legal_action_rate", "legal_action_rate_std", "mean_response_tokens",
-                "mean_turns", "samples", "episodes")
+                "mean_turns", "samples", "episodes", "good_move_prob", "good_move_prob_std", "good_move_prob_se",
+                "move_mass")
 
 
 def eval_summaries(log: MetricsLog) -> list[EvalSummary]:

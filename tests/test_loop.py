@@ -105,6 +105,8 @@ def test_one_round_leaves_every_artifact(tmp_path, tiny_tokenizer):
     assert [m["step"] for m in steps] == [0, 1] and all({"loss", "reverse_kl", "topk_mass"} <= set(m) for m in steps)
     summary = run_summary(MetricsLog.from_dicts(json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()))
     assert summary["rounds"][0]["curve"] and "consolidated" in summary["rounds"][0]
+    for kind in ("base", "in_context", "consolidated"):  # the probe, beside the pass rate
+        assert 0.0 <= summary["rounds"][0][kind]["good_move_prob"] <= 1.0
 
 
 @pytest.mark.parametrize("stop_after", [("extract", 2), ("collect", 2), ("consolidate", 2), ("eval_consolidated", 2),
