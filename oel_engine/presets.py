@@ -26,8 +26,8 @@ def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
         extraction=ExtractionConfig(runs=2, steps=4, format="unstructured", accumulate=True, budget_tokens=384,
                                     max_new_tokens=128, curve_every=2, curve_episodes=8),
         # LoRA LR 1e-3, chosen by the probe (bench/lesson_probe.py): with a shipped lesson as the
-        # teacher's context, 1e-4 kept 7% of the lesson's effect on the good-move probability,
-        # 1e-3 kept 50% +- 17% (3 seeds), 2e-3 kept 4% and 3e-3 diverged (training KL 0.07 -> 0.21).
+        # teacher's context, 1e-4 kept 8% of the lesson's effect on the good-move probability,
+        # 1e-3 kept 50% +- 17% (3 seeds); 2e-3 moved it the wrong way and 3e-3 diverged.
         consolidation=ConsolidationConfig(steps=4, games_per_step=6, loss="topk", top_k=256, max_new_tokens=64,
                                           learning_rate=1e-3, micro_batch=4, gradient_checkpointing="off",
                                           autocast="auto"),
