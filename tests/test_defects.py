@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from oel_engine.config import ModelConfig
-from oel_engine.consolidation.trainer import Distiller, Prefix
+from oel_engine.consolidation.trainer import Distiller
 from oel_engine.errors import OelError, Stopped
 from oel_engine.events import Progress, StopFlag
 from oel_engine.model.loader import load_language_model

@@ -1,6 +1,5 @@
 """Pilot tests of every screen, driven by a fake engine (no torch)."""
 
-import pytest
 
 from oel_engine.config import GameConfig
 from oel_tui.app import OelApp, Settings
