@@ -106,6 +106,28 @@ class RunArtifacts:
         items = [ExperienceItem.from_dict(i) for i in record.get("items", [])]
         return ExperienceState(round_index, run, step, items)
 
+    @staticmethod
+    def newest_step(records: dict, round_index: int, run: int) -> int | None:
+        """The newest snapshot step of extraction run `run` in `records` (from snapshot_records)."""
+        return max((n for (r, k, n) in records if r == round_index and k == run), default=None)
+
+    def with_person_items(self, round_index: int, texts: list[str], fmt: str, records: dict) -> list[str]:
+        """Each teacher context followed by the items a person wrote for the round."""
+        yours = self.load_state(round_index, PERSON_RUN, PERSON_STEP, records).text(fmt)
+        return [join_texts(t, yours, fmt) for t in texts]
+
+    def current_teacher_context(self, round_index: int) -> str | None:
+        """What a teacher of round R would read now: the experience file, or extraction run 0's
+        newest snapshot, then a person's items (as items); None if there is nothing yet."""
+        records = self.snapshot_records(round_index)
+        external = self.external(round_index)
+        base = external[0] if external is not None else ""
+        newest = self.newest_step(records, round_index, 0)
+        if external is None and newest is not None:
+            fmt = records[(round_index, 0, newest)].get("format", "structured")
+            base = self.load_state(round_index, 0, newest, records).text(fmt)
+        return self.with_person_items(round_index, [base], "structured", records)[0] or None
+
     def experiences_for_consolidation(self, round_index: int, runs: int, step: int, fmt: str) -> list[str]:
         """The teacher's contexts of round R: the K extracted experiences at the fixed step (as a
         person edited them), or the experience file when the run has one for this round; either
@@ -120,8 +142,7 @@ class RunArtifacts:
                 if (round_index, run, step) not in records:
                     raise OelError(f"round {round_index} has no experience for run {run} at step {step}: run extraction first")
                 texts.append(self.load_state(round_index, run, step, records).text(fmt))
-        yours = self.load_state(round_index, PERSON_RUN, PERSON_STEP, records).text(fmt)
-        return [join_texts(t, yours, fmt) for t in texts]
+        return self.with_person_items(round_index, texts, fmt, records)
 
     def experience_source(self, round_index: int) -> str:
         """Where round R's teacher context comes from, for provenance records."""

@@ -89,6 +89,18 @@ def uniform_legal(states: Sequence[ProbeState]) -> list[MoveProbs]:
     return [MoveProbs({m: (1 / len(s.legal) if m in s.legal else 0.0) for m in MOVES}) for s in states]
 
 
+def held_out_probe(lm, states: Sequence[ProbeState], experience: str | None = None, stop=None) -> ProbeResult:
+    """The probe on `states` with `experience` in the prompt: the loaded model, or a random
+    legal-move player when `lm` is None. A stop request raises Stopped (a cut probe is no result)."""
+    if lm is None:
+        return summarise(states, uniform_legal(states))
+    result = MoveProbe(lm, lm.config.batch_size).states(states, experience,
+                                                        should_stop=stop.is_set if stop is not None else None)
+    if stop is not None:
+        stop.check()
+    return result
+
+
 class MoveProbe:
     """Reads move probabilities from a loaded LanguageModel."""
 

@@ -144,8 +144,9 @@ def episode_from_game(game) -> Episode:
         turns[-1].valid = False
     options = {"size": getattr(game, "size", None), "holes": getattr(game, "holes", None),
                "room": getattr(game, "room", None), "boxes": getattr(game, "boxes", None), "max_turns": game.max_turns}
+    options = {k: v for k, v in options.items() if v is not None}
     _add_boards(game, options, [m.text for m in game.messages if m.sender == "player"], turns)
-    return Episode(game.name, {k: v for k, v in options.items() if v is not None}, game.seed, PolicyInfo("human"),
+    return Episode(game.name, options, game.seed, PolicyInfo("human"),
                    turns, Outcome(game.reward or 0.0, game.success, game.reason), stage="play", tags={"source": "human"})
 
 
@@ -154,7 +155,7 @@ def _add_boards(game, options: dict, moves: list[str], turns: list[Turn]) -> Non
     moves (the games are deterministic given the seed)."""
     from .config import GameConfig
 
-    replay = make_game(GameConfig(name=game.name, **{k: v for k, v in options.items() if v is not None}))
+    replay = make_game(GameConfig(name=game.name, **options))
     replay.reset(game.seed)
     for turn, move in zip(turns, moves):
         if replay.done:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from .artifacts import FILE_RUN, PERSON_RUN, PERSON_STEP, RunArtifacts
+from .artifacts import FILE_RUN, PERSON_RUN, RunArtifacts
 from .config import GameConfig, LoopConfig, ModelConfig, SamplingConfig
 from .errors import OelError
 from .events import EventSink, StopFlag, ignore
@@ -209,16 +209,9 @@ class Engine:
         """good_move_prob on the held-out start states: the loaded model (with `experience` in its
         prompt), or a random legal-move player without one. The probe samples nothing, so its
         spread over samples is 0; `good_move_prob_se` is the spread over maps."""
-        from .probe import MoveProbe, start_states, summarise, uniform_legal
+        from .probe import held_out_probe, start_states
 
-        states = start_states(game, episodes)
-        if self.lm is None:
-            result = summarise(states, uniform_legal(states))
-        else:
-            result = MoveProbe(self.lm, self.lm.config.batch_size).states(
-                states, experience, should_stop=stop.is_set if stop else None)
-            if stop is not None:
-                stop.check()
+        result = held_out_probe(self.lm, start_states(game, episodes), experience, stop)
         return {**result.summary(), "good_move_prob_std": 0.0}
 
     def move_probs(self, game: Game, experience: str | None = None):
@@ -237,21 +230,9 @@ class Engine:
     def teacher_context(self, name: str) -> str | None:
         """What a teacher of run `name`'s current round would read: its experience file or first
         extraction run's newest snapshot, plus the items a person wrote (None if there is none)."""
-        from .experience import join_texts
-
         with RunStore(self.saves, name, readonly=True) as store:
             art = RunArtifacts(store)
-            r = art.rounds_done()
-            external = art.external(r)
-            records = art.snapshot_records(r)
-            if external is not None:
-                base = external[0]
-            else:
-                steps = sorted(n for (_, k, n) in records if k == 0)
-                fmt = records[(r, 0, steps[-1])].get("format", "structured") if steps else "structured"
-                base = art.load_state(r, 0, steps[-1], records).text(fmt) if steps else ""
-            yours = art.load_state(r, PERSON_RUN, PERSON_STEP, records).text("structured")
-            return join_texts(base, yours) or None
+            return art.current_teacher_context(art.rounds_done())
 
     def merge(self, name: str, out_dir: Path, last_round: int | None = None, status: Status = _quiet) -> Path:
         from .merge import merge_run

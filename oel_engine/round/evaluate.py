@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..config import eval_seeds
 from ..evaluation import episode_metrics
 from ..metrics import EvalKind, EvalSample, EvalSummary
-from ..probe import MoveProbe, ProbeResult, start_states
+from ..probe import ProbeResult, held_out_probe, start_states
 from ..rollout import play_episodes
 from .context import RoundContext
 from .seeds import stream_seed
@@ -34,6 +34,7 @@ class Evaluate(Stage):
         samples = ctx.cfg.evaluation.samples
         self.experiences = ctx.consolidation_experiences(r) if self.kind == EvalKind.IN_CONTEXT else []
         self.probed: dict[str | None, ProbeResult] = {}
+        self.probe_states = None  # the maps' start states, built once for every experience
         return Plan(samples, [s for s in range(samples) if s not in done],
                     f"{ctx.cfg.evaluation.episodes} held-out maps x {samples} samples")
 
@@ -58,10 +59,9 @@ class Evaluate(Stage):
 
     def _probe(self, ctx: RoundContext, experience: str | None) -> ProbeResult:
         if experience not in self.probed:
-            states = start_states(ctx.cfg.game, ctx.cfg.evaluation.episodes)
-            result = MoveProbe(ctx.lm, ctx.lm.config.batch_size).states(states, experience, should_stop=ctx.stop.is_set)
-            ctx.stop.check()  # a probe cut short is not a result
-            self.probed[experience] = result
+            if self.probe_states is None:
+                self.probe_states = start_states(ctx.cfg.game, ctx.cfg.evaluation.episodes)
+            self.probed[experience] = held_out_probe(ctx.lm, self.probe_states, experience, ctx.stop)
         return self.probed[experience]
 
     def finish(self, ctx: RoundContext, r: int) -> dict:

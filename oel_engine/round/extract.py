@@ -35,12 +35,13 @@ class Extract(Stage):
         self.states, self.humans = [], []
         external = ctx.art.external(r)
         self.skipped = external is not None and not records
+        self.external_source = external[1]["source"] if external is not None else None
         if self.skipped:
             return Plan(0, [], f"skipped: the teacher reads the experience file {external[1]['source']}")
         for k in range(x.runs):
             # the newest snapshot of each run, extracted or edited by a person (an edit replaces
             # the snapshot it edits, so it counts as that step being done)
-            last = max((n for (_, kk, n) in records if kk == k), default=None)
+            last = ctx.art.newest_step(records, r, k)
             self.states.append(ctx.art.load_state(r, k, last, records) if last is not None else ExperienceState(r, k, 0))
         if x.include_human and not any(n == HUMAN_STEP for (_, _, n) in records):
             rows = [row for row in ctx.store.episode_rows() if row.get("policy") == "human" and row.get("round") == r]
@@ -151,5 +152,5 @@ class Extract(Stage):
 
     def finish(self, ctx: RoundContext, r: int) -> dict:
         if self.skipped:
-            return {"skipped": "experience file", "source": ctx.art.external(r)[1]["source"]}
+            return {"skipped": "experience file", "source": self.external_source}
         return {"items": [len(s.items) for s in self.states]}
