@@ -254,3 +254,18 @@ async def test_the_game_chosen_at_start_is_kept(tmp_path):
         assert app.settings.game.name == "sokoban"
         await pilot.press("2")
         assert app.screen.agent_game.name == "sokoban"
+
+
+async def test_experience_items_show_their_square_brackets(tmp_path):
+    """Lessons name moves as [down]; the table used to read them as markup and drop them."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 32)) as pilot:
+        await pilot.press("3")
+        await pilot.press("n")
+        await pilot.pause()
+        app.screen.query_one("#edit-input").value = "Answer [down] or [right]."
+        await pilot.press("enter")
+        await pilot.pause()
+        table = app.screen.query_one("#items")
+        shown = "".join(segment.text for segment in table.render_line(3))  # header, then 3 rows
+        assert "Answer [down] or [right]." in shown

@@ -3,6 +3,7 @@ write a new lesson (an item with source "human" for this round's teacher)."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -76,7 +77,9 @@ class ExperienceScreen(Screen):
             mark = ("+" if item.new_this_round else " ") + (" " if item.enabled else "-") + ("*" if item.edited else " ")
             run = {-1: "you", -2: "file"}.get(item.run, str(item.run))
             step = "-" if item.run < 0 else str(item.step)
-            table.add_row(mark, str(item.round), run, step, f"{item.source} {item.episode_id}".strip(), item.text[:200])
+            # Text, not str: a table reads strings as markup, and lessons name moves as [down]
+            table.add_row(mark, str(item.round), run, step, Text(f"{item.source} {item.episode_id}".strip()),
+                          Text(item.text[:200]))
 
     def _selected(self):
         table = self.query_one("#items", DataTable)
