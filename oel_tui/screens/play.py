@@ -137,6 +137,8 @@ class PlayScreen(Screen):
             return  # the board moved on while the model was reading it
         if self.app.engine.model_name() is None:
             note = "No model loaded: a random agent (uniform over legal moves)."
+        elif not has_experience and not self.app.settings.run:
+            note = "No run chosen, so no experience: no teacher to show."
         elif not has_experience:
             note = "No experience in this run yet: no teacher to show."
         else:
