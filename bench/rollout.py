@@ -1,7 +1,9 @@
 """Batched rollout with prefix KV reuse vs a naive one-game-at-a-time `generate` loop.
 
 Both play the same Frozen Lake seeds with the same sampling settings (greedy by default, so
-both should produce the same moves). Prints rollout_speedup=X.XX and tokens/s for each.
+both should produce the same moves) on the same weights: the precision the engine picks for
+sampling (`--inference-dtype auto`: a bf16 copy where this CPU measures it faster), so the ratio
+is the loop's, not the precision's. Prints the CPU, rollout_speedup=X.XX and tokens/s for each.
 
     python bench/rollout.py --games 16
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -19,6 +22,9 @@ from oel_engine.model.loader import load_language_model
 from oel_engine.policies import ModelPolicy, TurnReply
 from oel_engine.rollout import play_episodes
 from oel_engine.trajectory import PolicyInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from consolidate import cpu_description  # noqa: E402
 
 
 class NaiveGeneratePolicy:
@@ -36,7 +42,7 @@ class NaiveGeneratePolicy:
             kwargs = dict(do_sample=False) if self.sampling.temperature <= 0 else dict(
                 do_sample=True, temperature=self.sampling.temperature, top_p=self.sampling.top_p, top_k=self.sampling.top_k)
             with torch.no_grad():
-                out = self.lm.model.generate(
+                out = self.lm.inference_model().generate(
                     ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.sampling.max_new_tokens,
                     eos_token_id=self.lm.eos_token_ids(), pad_token_id=self.lm.generator.pad_id, **kwargs)
             new = out[0, ids.shape[1]:].tolist()
@@ -65,12 +71,15 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--model", default="embedded")
+    ap.add_argument("--inference-dtype", default="auto", help="auto, bf16 or float32 (both loops)")
     args = ap.parse_args()
     sampling = SamplingConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens)
     game = GameConfig(name=args.game)
     seeds = list(range(args.games))
-    lm = load_language_model(ModelConfig(model=args.model, batch_size=args.batch))
+    lm = load_language_model(ModelConfig(model=args.model, batch_size=args.batch, inference_dtype=args.inference_dtype))
+    print(f"cpu: {cpu_description()}")
     print(f"model={lm.name} games={args.games} game={game.label()} sampling={sampling}")
+    print(f"weights for sampling: {lm.inference_precision.choice} ({lm.inference_precision.reason})")
 
     naive_eps, naive_s, naive_tok, naive_turns = run(NaiveGeneratePolicy(lm, sampling, 0), game, seeds, 1)
     print(f"naive:   {naive_s:7.1f} s  {naive_turns} turns  {naive_tok} tokens  {naive_tok / naive_s:6.1f} tokens/s  {naive_s / naive_turns:.2f} s/turn")

@@ -64,6 +64,9 @@ class ModelConfig:
     """`auto` (CUDA when present, else CPU), `cpu`, `cuda`, `cuda:1`, ..."""
     dtype: str = "auto"
     """`auto` (bf16 on CUDA, float32 on CPU), `float32`, `bfloat16`, `float16`."""
+    inference_dtype: str = "auto"
+    """Sampling and the probe on float32 weights: `auto` (a bf16 copy when this CPU measures bf16
+    clearly faster; always on CUDA), `bf16`, or `float32`. Training keeps the loaded weights."""
     thinking: bool = False
     """Qwen3-style thinking switch passed to the chat template (`enable_thinking`)."""
     allow_download: bool = False

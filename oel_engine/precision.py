@@ -69,3 +69,66 @@ def choose_autocast(setting: str, device) -> PrecisionChoice:
     if getattr(device, "type", str(device)) == "cuda":
         return PrecisionChoice(device=str(device), cpu=cpu_name(), choice="bf16", reason="auto: bf16 on CUDA")
     return measure_cpu_bf16()
+
+
+# -- sampling and probing -------------------------------------------------------------------------
+
+DECODE_ROWS = 32  # a decode step of a full batch: one token per game
+
+
+def _time_linear(dtype) -> float:
+    import torch
+
+    x, w = torch.randn(DECODE_ROWS, HIDDEN, dtype=dtype), torch.randn(INTER, HIDDEN, dtype=dtype)
+    started = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(4):
+            torch.nn.functional.linear(x, w)
+    return time.perf_counter() - started
+
+
+@functools.lru_cache(maxsize=None)
+def measure_cpu_bf16_inference() -> PrecisionChoice:
+    """float32 vs bf16 weights for a decode-step linear (no autocast: the weights are bf16
+    already), interleaved, best of five; bf16 only when it is clearly faster."""
+    import torch
+
+    fp32, bf16 = [], []
+    for _ in range(5):
+        fp32.append(_time_linear(torch.float32))
+        if not bf16 or min(bf16) < 4 * min(fp32):
+            bf16.append(_time_linear(torch.bfloat16))
+    fp32, bf16 = min(fp32), min(bf16)
+    choice = "bf16" if fp32 / bf16 >= INFERENCE_CLEARLY_FASTER else "float32"
+    reason = f"measured: bf16 weights {fp32 / bf16:.2f}x float32 speed for sampling on this CPU"
+    return PrecisionChoice(device="cpu", cpu=cpu_name(), choice=choice, reason=reason,
+                           float32_seconds=round(fp32, 5), bf16_seconds=round(bf16, 5))
+
+
+INFERENCE_CLEARLY_FASTER = 1.25
+
+
+def choose_inference(setting: str, device, model_dtype) -> PrecisionChoice:
+    """What `ModelConfig.inference_dtype` means: sample and probe on a bf16 copy of float32
+    weights (`bf16`), or on the weights as loaded (`float32`: whatever dtype they have)."""
+    import os
+
+    import torch
+
+    if setting == "auto" and os.environ.get("OEL_INFERENCE_DTYPE"):
+        setting = os.environ["OEL_INFERENCE_DTYPE"]  # e.g. float32 for bit-exact, batch-independent runs
+    if setting not in ("auto", "bf16", "float32"):
+        from .errors import OelError
+
+        raise OelError(f"unknown inference dtype '{setting}': use auto, bf16 or float32")
+    name = str(device)
+    if model_dtype != torch.float32:
+        return PrecisionChoice(device=name, cpu=cpu_name(), choice=str(model_dtype).replace("torch.", ""),
+                               reason="the weights are loaded in this dtype")
+    if setting == "float32":
+        return PrecisionChoice(device=name, cpu=cpu_name(), choice="float32", reason="float32 (setting)")
+    if setting == "bf16":
+        return PrecisionChoice(device=name, cpu=cpu_name(), choice="bf16", reason="bf16 forced (setting)")
+    if getattr(device, "type", name) == "cuda":
+        return PrecisionChoice(device=name, cpu=cpu_name(), choice="bf16", reason="auto: bf16 on CUDA")
+    return measure_cpu_bf16_inference()

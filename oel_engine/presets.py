@@ -29,7 +29,7 @@ def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
         # teacher's context, 1e-4 kept 8% of the lesson's effect on the good-move probability,
         # 1e-3 kept 50% +- 17% (3 seeds); 2e-3 moved it the wrong way and 3e-3 diverged.
         consolidation=ConsolidationConfig(steps=4, games_per_step=6, loss="topk", top_k=256, max_new_tokens=64,
-                                          learning_rate=1e-3, micro_batch=4, gradient_checkpointing="off",
+                                          learning_rate=1e-3, micro_batch=2, gradient_checkpointing="off",
                                           autocast="auto"),
         evaluation=EvalConfig(episodes=32, samples=2,
                               sampling=SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=64)),

@@ -129,41 +129,25 @@ class MoveProbe:
         return tails[0][:shared], ids
 
     def read(self, prompts: Sequence[list[dict]], should_stop: Callable[[], bool] | None = None) -> list[MoveProbs]:
+        """One forward pass per distinct prompt (held-out maps repeat layouts), batched; the
+        prompts' shared preamble is computed once (the generator's root cache)."""
         import torch
 
-        sequences = [self.lm.encode_chat(p) + self._opening for p in prompts]
+        sequences = [tuple(self.lm.encode_chat(p) + self._opening) for p in prompts]
+        distinct = list(dict.fromkeys(sequences))
         move_ids = torch.tensor(self._move_ids)
-        model = self.lm.model
-        device = self.lm.device
-        pad = self.lm.generator.pad_id
-        out: list[MoveProbs] = []
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(sequences), self.batch_size):
-                    if should_stop is not None and should_stop():
-                        break
-                    chunk = sequences[start:start + self.batch_size]
-                    width = max(map(len, chunk))
-                    ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                    mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                    pos = torch.zeros((len(chunk), width), dtype=torch.long)
-                    for i, seq in enumerate(chunk):  # left padding: every row's last token is at the end
-                        ids[i, width - len(seq):] = torch.tensor(seq)
-                        mask[i, width - len(seq):] = 1
-                        pos[i, width - len(seq):] = torch.arange(len(seq))
-                    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                   position_ids=pos.to(device), use_cache=False, logits_to_keep=1).logits[:, -1, :]
-                    full = torch.softmax(logits.float(), dim=-1).cpu()
-                    on_moves = full[:, move_ids]
-                    masses = on_moves.sum(-1)
-                    chosen = on_moves / masses.clamp_min(1e-30).unsqueeze(-1)
-                    for row, mass in zip(chosen.tolist(), masses.tolist()):
-                        out.append(MoveProbs(dict(zip(MOVES, row)), mass))
-        finally:
-            model.train(was_training)
-        return out
+        read: dict[tuple, MoveProbs] = {}
+        for start in range(0, len(distinct), self.batch_size):
+            if should_stop is not None and should_stop():
+                break
+            chunk = distinct[start:start + self.batch_size]
+            full = torch.softmax(self.lm.generator.next_token_logits(chunk), dim=-1).cpu()
+            on_moves = full[:, move_ids]
+            masses = on_moves.sum(-1)
+            chosen = on_moves / masses.clamp_min(1e-30).unsqueeze(-1)
+            for seq, row, mass in zip(chunk, chosen.tolist(), masses.tolist()):
+                read[seq] = MoveProbs(dict(zip(MOVES, row)), mass)
+        return [read[seq] for seq in sequences if seq in read]
 
     def states(self, states: Sequence[ProbeState], experience: str | None = None,
                should_stop: Callable[[], bool] | None = None) -> ProbeResult:

@@ -40,6 +40,7 @@ def play_episodes(
     policy: Policy,
     *,
     experience: str | None = None,
+    experiences: Sequence[str | None] | None = None,
     experience_name: str | None = None,
     round_index: int = 0,
     stage: str = "play",
@@ -48,6 +49,7 @@ def play_episodes(
     sampling_seeds: Sequence[int] | None = None,
     on_event: EventSink = ignore,
     on_episode: Callable[[Episode], None] | None = None,
+    on_game_done: Callable[[int, Episode], None] | None = None,
     stop: StopFlag | None = None,
 ) -> list[Episode]:
     """Play one game per seed; returns the episodes in seed order. Raises Stopped if asked to stop.
@@ -55,10 +57,14 @@ def play_episodes(
     With `sampling_seed`, each game draws from its own random stream (derived from that seed and
     the map seed), so any subset of the seeds replays exactly as in a full run (resume).
     `sampling_seeds` gives each game its stream directly (one per seed; for games that share
-    a map and must differ only in sampling).
+    a map and must differ only in sampling). `experiences` gives each game its own experience
+    (one per seed), so games with different experiences still share one batch. `on_game_done`
+    gets each finished game with its index in `seeds`.
     """
     if sampling_seeds is not None and len(sampling_seeds) != len(seeds):
         raise ValueError("sampling_seeds needs one seed per game")
+    if experiences is not None and len(experiences) != len(seeds):
+        raise ValueError("experiences needs one experience per game")
     started = time.perf_counter()
     total = len(seeds)
     on_event(StageStarted(stage, total, game_config.label()))
@@ -79,7 +85,8 @@ def play_episodes(
         requests = [
             TurnRequest(
                 key=(key_prefix, slot.index),
-                prompt=turn_messages(slot.game.player_description, slot.game.messages, experience),
+                prompt=turn_messages(slot.game.player_description, slot.game.messages,
+                                     experiences[slot.index] if experiences is not None else experience),
                 board=slot.game.board(),
                 legal_moves=slot.game.legal_moves(),
                 turn=slot.game.turns,
@@ -114,6 +121,8 @@ def play_episodes(
                 finished[slot.index] = slot.episode
                 if on_episode is not None:
                     on_episode(slot.episode)
+                if on_game_done is not None:
+                    on_game_done(slot.index, slot.episode)
                 on_event(EpisodeFinished(stage, slot.episode))
                 on_event(Progress(stage, len(finished), total, f"seed {slot.seed}: {result.reason}"))
             else:

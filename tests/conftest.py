@@ -67,7 +67,7 @@ def tiny_lm(tiny_tokenizer):
     from oel_engine.model.lm import LanguageModel
 
     model = build_tiny_model(len(tiny_tokenizer))
-    return LanguageModel(model, tiny_tokenizer, name="tiny-random", config=ModelConfig(model="tiny"))
+    return LanguageModel(model, tiny_tokenizer, name="tiny-random", config=ModelConfig(model="tiny", inference_dtype="float32"))
 
 
 @pytest.fixture()
@@ -77,7 +77,7 @@ def sharp_lm(tiny_tokenizer):
     from oel_engine.model.lm import LanguageModel
 
     model = build_tiny_model(len(tiny_tokenizer), seed=1, init_range=0.2)
-    return LanguageModel(model, tiny_tokenizer, name="tiny-sharp", config=ModelConfig(model="tiny"))
+    return LanguageModel(model, tiny_tokenizer, name="tiny-sharp", config=ModelConfig(model="tiny", inference_dtype="float32"))
 
 
 @pytest.fixture(scope="session")

@@ -41,12 +41,13 @@ def tiny_config(rounds=1):
     )
 
 
-def new_lm(tokenizer):
+def new_lm(tokenizer, inference="float32"):
+    # float32 sampling unless asked: `auto` would depend on the CPU the tests run on
     return LanguageModel(build_tiny_model(len(tokenizer), seed=3, init_range=0.2), tokenizer, "tiny",
-                         ModelConfig(model="tiny", batch_size=8))
+                         ModelConfig(model="tiny", batch_size=8, inference_dtype=inference))
 
 
-def run_loop(root, tokenizer, rounds=1, stop_after=None):
+def run_loop(root, tokenizer, rounds=1, stop_after=None, inference="float32"):
     """Run the loop; with stop_after=(stage, n), ask it to stop at the n-th progress event of that stage."""
     store, config = open_loop_run(root, "r", tiny_config(rounds))
     stop = StopFlag()
@@ -59,7 +60,7 @@ def run_loop(root, tokenizer, rounds=1, stop_after=None):
                 stop.set()
 
     try:
-        RoundRunner(store, config, new_lm(tokenizer), on_event=on_event, stop=stop).run(rounds)
+        RoundRunner(store, config, new_lm(tokenizer, inference), on_event=on_event, stop=stop).run(rounds)
         return True
     except Stopped:
         return False
@@ -123,6 +124,21 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, tiny_tokenize
     canon = lambda ms: sorted(json.dumps(m, sort_keys=True) for m in ms)
     assert canon(cut["metrics"]) == canon(whole["metrics"])
     assert cut["index"] == whole["index"]
+    for name, tensors in whole["adapters"].items():
+        for key, value in tensors.items():
+            assert torch.allclose(cut["adapters"][name][key], value, atol=1e-6), key
+
+
+def test_resume_with_a_bf16_sampling_copy_matches_uninterrupted(tmp_path, tiny_tokenizer):
+    """Sampling on a bf16 copy (refreshed after every optimizer step and on resume) is as
+    resumable as float32."""
+    assert run_loop(tmp_path / "whole", tiny_tokenizer, inference="bf16")
+    assert not run_loop(tmp_path / "cut", tiny_tokenizer, stop_after=("consolidate", 1), inference="bf16")
+    assert run_loop(tmp_path / "cut", tiny_tokenizer, inference="bf16")
+    whole, cut = artifacts(tmp_path / "whole"), artifacts(tmp_path / "cut")
+    assert cut["trajectories"] == whole["trajectories"]
+    canon = lambda ms: sorted(json.dumps(m, sort_keys=True) for m in ms)
+    assert canon(cut["metrics"]) == canon(whole["metrics"])
     for name, tensors in whole["adapters"].items():
         for key, value in tensors.items():
             assert torch.allclose(cut["adapters"][name][key], value, atol=1e-6), key

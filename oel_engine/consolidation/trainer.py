@@ -18,6 +18,7 @@ import torch
 from ..config import ConsolidationConfig, SamplingConfig
 from ..errors import OelError
 from ..fileio import log
+from ..model.generation import last_positions
 from ..model.lm import LanguageModel
 from ..precision import choose_autocast
 from ..prompts import insert_experience
@@ -150,7 +151,8 @@ class Distiller:
             mask[i, longest - len(seq):] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
-        out = self.peft(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=r_max + 1)
+        out = self.peft(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False,
+                        logits_to_keep=last_positions(longest, r_max + 1, self.device))
         logits = out.logits[:, :-1, :]
         resp_mask = torch.zeros((batch, r_max), dtype=torch.long, device=self.device)
         for i, n in enumerate(response_lens):
@@ -199,6 +201,7 @@ class Distiller:
             log.warning("consolidation: non-finite gradient norm (%s); optimizer step skipped", grad_norm)
         else:
             self.optimizer.step()
+            self.lm.weights_changed()
         self.optimizer.zero_grad(set_to_none=True)
         self.peft.eval()
         done = time.perf_counter()
@@ -248,6 +251,7 @@ class Distiller:
 
         set_peft_model_state_dict(self.peft, state["adapter"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.lm.weights_changed()
 
     def merge(self) -> None:
         """Fold the adapter into the base: the next round's policy and teacher."""

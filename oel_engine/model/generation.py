@@ -21,6 +21,8 @@ from .kv_cache import BufferCache, BufferLayer, PrefixEntry, PrefixStore, common
 
 # A shared root is only worth a separate forward when it saves this many tokens per row.
 MIN_ROOT_TOKENS = 16
+# Finished rows are dropped from the batch once 1/COMPACT_AT of it has finished.
+COMPACT_AT = 4
 
 
 @dataclass
@@ -37,34 +39,42 @@ class Generation:
 def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator=None) -> torch.Tensor:
     """Next token per row from [B, V] logits: greedy at temperature 0, else top-k / top-p sampling.
 
-    `generator` is one torch.Generator for the batch, or a list with one per row."""
+    Top-k first narrows the columns to the k best (sorted), so top-p then works on k values, not
+    on a sort of the whole vocabulary at every step. `generator` is one torch.Generator for the
+    batch, or a list with one per row."""
     if cfg.temperature <= 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / cfg.temperature
+    ids = None  # the vocabulary id of each column, once the columns are a sorted subset
     if cfg.top_k and 0 < cfg.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, cfg.top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        logits, ids = torch.topk(logits, cfg.top_k, dim=-1)
     if 0 < cfg.top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop_sorted = cum - sorted_logits.softmax(-1) > cfg.top_p  # keep the token that crosses top_p
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        if ids is None:
+            logits, ids = torch.sort(logits, descending=True, dim=-1)
+        probs = logits.softmax(-1)
+        drop = probs.cumsum(-1) - probs > cfg.top_p  # keep the token that crosses top_p
         logits = logits.masked_fill(drop, float("-inf"))
     probs = logits.softmax(-1)
     if isinstance(generator, (list, tuple)):  # one stream per row: a row's draws ignore its batch mates
-        return torch.cat([torch.multinomial(probs[i : i + 1], 1, generator=g) for i, g in enumerate(generator)]).squeeze(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        picked = torch.cat([torch.multinomial(probs[i : i + 1], 1, generator=g) for i, g in enumerate(generator)])
+    else:
+        picked = torch.multinomial(probs, 1, generator=generator)
+    return picked.squeeze(-1) if ids is None else ids.gather(-1, picked).squeeze(-1)
 
 
 class BatchGenerator:
     """Generates responses for batches of token-id prompts with one model.
 
     `prefix_cache_mb` bounds the memory kept for prefix reuse between calls (0 turns reuse off;
-    every prompt is then prefilled in full, still batched).
+    every prompt is then prefilled in full, still batched). `weights()`, when given, returns the
+    model to run at the start of each call (it may reset the cache, so it is asked first).
     """
 
-    def __init__(self, model, tokenizer, eos_token_ids: Sequence[int], prefix_cache_mb: int = 2048):
+    def __init__(self, model, tokenizer, eos_token_ids: Sequence[int], prefix_cache_mb: int = 2048,
+                 weights: Callable[[], object] | None = None):
         self.model = model
+        self.weights = weights  # returns the model to run (e.g. a bf16 copy); default: `model`
+        self._active = model
         self.tokenizer = tokenizer
         self.eos_ids = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos_ids[0])
@@ -96,19 +106,21 @@ class BatchGenerator:
             return []
         keys = list(keys) if keys is not None else [None] * len(prompts)
         prompts = [list(p) for p in prompts]
+        self._active = self.weights() if self.weights is not None else self.model
         if self.store.enabled:
             self._refresh_root(prompts)
+            self._refresh_groups(prompts, keys)
         matches = [self.store.best_match(k, p) if self.store.enabled else (None, 0) for k, p in zip(keys, prompts)]
         cache, mask, pos, input_ids = self._build_batch(prompts, matches, cfg.max_new_tokens)
-        was_training = self.model.training
-        self.model.eval()
+        was_training = self._active.training
+        self._active.eval()
         try:
             logits = self._forward(input_ids, mask, pos, cache)
             if self.store.enabled:
                 self._remember_prompts(prompts, keys, cache, mask)
             outputs = self._decode(logits, cache, mask, pos, cfg, generator, len(prompts), should_stop)
         finally:
-            self.model.train(was_training)
+            self._active.train(was_training)
         results = []
         for prompt, (_, reused), (ids, finished) in zip(prompts, matches, outputs):
             self.store.hit_tokens += reused
@@ -116,6 +128,23 @@ class BatchGenerator:
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             results.append(Generation(ids, text, len(prompt), reused, finished))
         return results
+
+    @torch.no_grad()
+    def next_token_logits(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
+        """The logits after each prompt, [B, V] float32: one forward pass that reuses the shared
+        root's keys/values (a batch of prompts with one preamble prefills only what differs)."""
+        prompts = [list(p) for p in prompts]
+        self._active = self.weights() if self.weights is not None else self.model
+        if self.store.enabled:
+            self._refresh_root(prompts)
+        matches = [self.store.best_match(None, p) if self.store.enabled else (None, 0) for p in prompts]
+        cache, mask, pos, input_ids = self._build_batch(prompts, matches, 0)
+        was_training = self._active.training
+        self._active.eval()
+        try:
+            return self._forward(input_ids, mask, pos, cache).float()
+        finally:
+            self._active.train(was_training)
 
     # -- building the batch ---------------------------------------------------------------
 
@@ -132,9 +161,41 @@ class BatchGenerator:
             return  # the current root already covers (almost) all of it
         device = self.device
         ids = torch.tensor([lcp], device=device)
-        out = self.model(input_ids=ids, past_key_values=DynamicCache(), use_cache=True, logits_to_keep=1)
+        out = self._active(input_ids=ids, past_key_values=DynamicCache(), use_cache=True, logits_to_keep=1)
         layers = out.past_key_values.layers
         self.store.set_root(PrefixEntry(tuple(lcp), [l.keys.clone() for l in layers], [l.values.clone() for l in layers]))
+
+    def _refresh_groups(self, prompts: list[list[int]], keys) -> None:
+        """Prefixes that several rows share beyond the root (the games of one extraction run
+        all carry that run's experience) are prefilled once, from the root, for this batch."""
+        self.store.groups = []
+        if len(prompts) < 2:
+            return
+        root_len = len(self.store.root.tokens) if self.store.root is not None else 0
+        order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+        shared = [0] * len(prompts)  # each row's longest prefix in common with another row
+        for a, b in zip(order, order[1:]):
+            n = common_prefix_length(prompts[a], prompts[b])
+            shared[a], shared[b] = max(shared[a], n), max(shared[b], n)
+        wanted: dict[tuple, int] = {}
+        for i, n in enumerate(shared):
+            n = min(n, len(prompts[i]) - 1)
+            if n < root_len + MIN_ROOT_TOKENS:
+                continue
+            _, have = self.store.best_match(keys[i], prompts[i])
+            if have < n - MIN_ROOT_TOKENS:  # the row's own game cache does not already hold it
+                prefix = tuple(prompts[i][:n])
+                wanted[prefix] = wanted.get(prefix, 0) + 1
+        groups = [list(p) for p, rows in wanted.items() if rows > 1]
+        if not groups:
+            return
+        matches = [self.store.best_match(None, g) for g in groups]
+        cache, mask, pos, input_ids = self._build_batch(groups, matches, 0)
+        self._forward(input_ids, mask, pos, cache)
+        for i, g in enumerate(groups):
+            idx = mask[i].nonzero().squeeze(-1)
+            self.store.groups.append(PrefixEntry(tuple(g), [l.keys[i:i + 1, :, idx].clone() for l in cache.layers],
+                                                 [l.values[i:i + 1, :, idx].clone() for l in cache.layers]))
 
     def _build_batch(self, prompts, matches, max_new_tokens: int):
         device = self.device
@@ -174,13 +235,13 @@ class BatchGenerator:
     # -- running the model ----------------------------------------------------------------
 
     def _forward(self, input_ids, mask, pos, cache):
-        out = self.model(
+        out = self._active(
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=pos,
             past_key_values=cache,
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=last_positions(input_ids.shape[1], 1, input_ids.device),
         )
         return out.logits[:, -1, :]
 
@@ -198,32 +259,53 @@ class BatchGenerator:
             self.store.put(key, entry)
 
     def _decode(self, logits, cache, mask, pos, cfg, generator, batch, should_stop):
+        """Sample up to max_new_tokens per row. A finished row stays in the batch (fed padding,
+        never sampled, so its random stream does not move) until a quarter of the batch has
+        finished; then the cache is compacted. Compacting at every finish would copy the whole
+        cache up to once per row."""
         device = self.device
         eos = self.eos_ids.to(device)
         outputs: list[list[int]] = [[] for _ in range(batch)]
         finished = [False] * batch
-        rows = torch.arange(batch, device=device)  # original row index of each live batch row
+        rows = torch.arange(batch, device=device)  # original row index of each batch row
+        alive = torch.ones(batch, dtype=torch.bool, device=device)
         next_pos = pos[:, -1:] + 1
         for step in range(cfg.max_new_tokens):
-            row_generators = [generator[r] for r in rows.tolist()] if isinstance(generator, (list, tuple)) else generator
-            tokens = sample_next(logits, cfg, row_generators)
-            done_now = torch.isin(tokens, eos)
-            for j, (row, tok, d) in enumerate(zip(rows.tolist(), tokens.tolist(), done_now.tolist())):
+            live = alive.nonzero().squeeze(-1)
+            live_rows = rows[live].tolist()
+            row_generators = [generator[r] for r in live_rows] if isinstance(generator, (list, tuple)) else generator
+            sampled = sample_next(logits[live], cfg, row_generators)
+            done_now = torch.isin(sampled, eos)
+            for row, tok, d in zip(live_rows, sampled.tolist(), done_now.tolist()):
                 outputs[row].append(tok)
                 if d:
                     finished[row] = True
-            live = (~done_now).nonzero().squeeze(-1)
-            if live.numel() == 0 or step == cfg.max_new_tokens - 1:
+            alive[live[done_now]] = False
+            if not bool(alive.any()) or step == cfg.max_new_tokens - 1:
                 break
             if should_stop is not None and should_stop():
                 break
-            if live.numel() < rows.numel():  # drop finished rows so stragglers decode alone
-                cache.batch_select_indices(live)
-                rows, tokens, mask, next_pos = rows[live], tokens[live], mask[live], next_pos[live]
+            tokens = torch.full((rows.numel(),), self.pad_id, dtype=sampled.dtype, device=device)
+            tokens[live] = sampled
+            dead = rows.numel() - int(alive.sum())
+            if dead * COMPACT_AT >= rows.numel():  # drop finished rows so stragglers decode alone
+                keep = alive.nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                rows, tokens, mask, next_pos, alive = rows[keep], tokens[keep], mask[keep], next_pos[keep], alive[keep]
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
             logits = self._forward(tokens[:, None], mask, next_pos, cache)
             next_pos = next_pos + 1
         return [(ids, done) for ids, done in zip(outputs, finished)]
+
+
+def last_positions(length: int, keep: int, device=None):
+    """`logits_to_keep` for the last `keep` of `length` positions, as an index tensor: the model
+    then gathers those hidden states into a contiguous tensor. Given as an int, it slices them,
+    and a strided slice sent through the output head made CPU bf16 matmuls copy the whole
+    head once per row (seconds per prefill for a 49k vocabulary)."""
+    if keep >= length:
+        return keep
+    return torch.arange(length - keep, length, device=device)
 
 
 def _lazy_buffer_layer(capacity: int):

@@ -96,6 +96,9 @@ class PrefixStore:
         self.budget_bytes = budget_bytes
         self._entries: OrderedDict[Hashable, PrefixEntry] = OrderedDict()
         self.root: PrefixEntry | None = None
+        # prefixes shared by some rows of the current batch (e.g. one run's experience), longer
+        # than the root; replaced at every batch
+        self.groups: list[PrefixEntry] = []
         self.hit_tokens = 0
         self.computed_tokens = 0
 
@@ -106,7 +109,7 @@ class PrefixStore:
     def best_match(self, key: Hashable | None, tokens: Sequence[int]) -> tuple[PrefixEntry | None, int]:
         """The entry sharing the longest prefix with `tokens`, and that length (always < len(tokens))."""
         best, best_len = None, 0
-        candidates = [self._entries.get(key) if key is not None else None, self.root]
+        candidates = [self._entries.get(key) if key is not None else None, self.root, *self.groups]
         for entry in candidates:
             if entry is None:
                 continue
@@ -134,6 +137,7 @@ class PrefixStore:
     def clear(self) -> None:
         self._entries.clear()
         self.root = None
+        self.groups = []
 
     def _evict(self) -> None:
         total = sum(e.nbytes for e in self._entries.values()) + (self.root.nbytes if self.root else 0)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Hashable, Sequence
 
+import torch
+
 from ..config import ModelConfig, SamplingConfig
+from ..precision import choose_inference
 from .generation import BatchGenerator, Generation
+from .inference import InferenceCopy
 
 
 class LanguageModel:
@@ -15,7 +19,14 @@ class LanguageModel:
         self.name = name
         self.config = config or ModelConfig()
         self.load_seconds = 0.0
-        self.generator = BatchGenerator(model, tokenizer, self.eos_token_ids(), self.config.prefix_cache_mb)
+        self.generator = BatchGenerator(model, tokenizer, self.eos_token_ids(), self.config.prefix_cache_mb,
+                                        weights=self.inference_model)
+        # Sampling and probing may run on a bf16 copy (measured faster on this CPU); training and
+        # merges keep the loaded weights. The version says when the copy is stale.
+        self.weights_version = 0
+        self.inference_precision = choose_inference(self.config.inference_dtype, self.device,
+                                                    next(model.parameters()).dtype)
+        self._copy = InferenceCopy(model, torch.bfloat16) if self.inference_precision.choice == "bf16" else None
         # What the weights hold beyond the base: (run folder, rounds merged). A run's rounds
         # merge on top of each other, so whoever prepares a policy must know this, not assume
         # base weights (the app keeps one model across stages and runs).
@@ -26,7 +37,24 @@ class LanguageModel:
         cached prompt keys/values of the old weights are dropped."""
         self.model = model
         self.generator.model = model
+        self.weights_changed()
+
+    def weights_changed(self) -> None:
+        """The weights were updated in place (an optimizer step): cached keys/values and the
+        bf16 copy are stale."""
+        self.weights_version += 1
         self.generator.reset_cache()
+
+    def inference_model(self):
+        """The model generation and the probe run: the loaded weights, or their bf16 copy
+        brought up to date (LoRA deltas included, unless the adapter is switched off)."""
+        if self._copy is None:
+            return self.model
+        lora = next((m for m in self.model.modules() if hasattr(m, "lora_A") and hasattr(m, "disable_adapters")), None)
+        key = (self.weights_version, None if lora is None else bool(lora.disable_adapters))
+        if self._copy.refresh(self.model, key):
+            self.generator.reset_cache()
+        return self._copy.model
 
     def eos_token_ids(self) -> list[int]:
         ids = set()

@@ -10,7 +10,7 @@ from ..config import eval_seeds
 from ..evaluation import episode_metrics
 from ..metrics import EvalKind, EvalSample, EvalSummary
 from ..probe import ProbeResult, held_out_probe, start_states
-from ..rollout import play_episodes
+from ..rollout import game_sampling_seed, play_episodes
 from .context import RoundContext
 from .seeds import stream_seed
 from .stage import Plan, Stage
@@ -38,18 +38,45 @@ class Evaluate(Stage):
         return Plan(samples, [s for s in range(samples) if s not in done],
                     f"{ctx.cfg.evaluation.episodes} held-out maps x {samples} samples")
 
-    def run_unit(self, ctx: RoundContext, r: int, sample: int) -> str:
+    def run(self, ctx: RoundContext, r: int, pending: list, unit_done) -> None:
+        """All pending samples as one continuous batch (slots refill as games end, so the batch
+        stays full through the last sample's stragglers); a sample is recorded as soon as its
+        last game ends, so a stop loses only the samples still being played."""
+        if not pending:
+            return
         ev = ctx.cfg.evaluation
-        experience_run = sample % len(self.experiences) if self.experiences else None
-        experience = self.experiences[experience_run] if self.experiences else None
-        seed = stream_seed(ctx.cfg.seed, r, self.name, sample)
-        episodes = play_episodes(
-            ctx.cfg.game, eval_seeds(ev.episodes), ctx.model_policy(ev.sampling, seed=seed),
-            experience=experience, round_index=r,
-            stage=self.name, concurrent=ctx.lm.config.batch_size, on_event=ctx.games_events(self.name),
-            stop=ctx.stop, sampling_seed=seed,
+        maps = eval_seeds(ev.episodes)
+        seeds, experiences, streams = [], [], []
+        for sample in pending:
+            seed = stream_seed(ctx.cfg.seed, r, self.name, sample)
+            seeds += maps
+            experiences += [self._experience(sample)[1]] * len(maps)
+            streams += [game_sampling_seed(seed, m) for m in maps]
+        finished: dict[int, dict[int, object]] = {sample: {} for sample in pending}
+
+        def game_done(index: int, episode) -> None:
+            sample = pending[index // len(maps)]
+            finished[sample][index % len(maps)] = episode
+            if len(finished[sample]) == len(maps):
+                unit_done(self._record(ctx, r, sample, [finished[sample][i] for i in range(len(maps))]))
+                if any(len(games) < len(maps) for games in finished.values()):
+                    ctx.stop.check()  # between two samples, as when they ran one after the other
+
+        play_episodes(
+            ctx.cfg.game, seeds, ctx.model_policy(ev.sampling, seed=streams[0]),
+            experiences=experiences, round_index=r, stage=self.name, concurrent=ctx.lm.config.batch_size,
+            on_event=ctx.games_events(self.name), on_game_done=game_done, stop=ctx.stop, sampling_seeds=streams,
         )
-        probe = self._probe(ctx, experience).summary() if ev.probe else {}
+
+    def _experience(self, sample: int) -> tuple[int | None, str | None]:
+        if not self.experiences:
+            return None, None
+        run = sample % len(self.experiences)
+        return run, self.experiences[run]
+
+    def _record(self, ctx: RoundContext, r: int, sample: int, episodes) -> str:
+        experience_run, experience = self._experience(sample)
+        probe = self._probe(ctx, experience).summary() if ctx.cfg.evaluation.probe else {}
         probe.pop("probe_states", None)
         record = EvalSample(round=r, kind=self.kind, sample=sample, experience_run=experience_run,
                             **episode_metrics(episodes), **probe)

@@ -16,7 +16,7 @@ from ..config import SamplingConfig, eval_seeds
 from ..evaluation import episode_metrics
 from ..experience import ExperienceItem, ExperienceState, extraction_prompt, parse_extraction, truncate_items
 from ..metrics import CurvePoint, ExtractStep
-from ..rollout import play_episodes
+from ..rollout import game_sampling_seed, play_episodes
 from ..trajectory import Episode
 from .context import RoundContext
 from .seeds import extract_seed, stream_seed
@@ -138,17 +138,26 @@ class Extract(Stage):
         return f"read {len(self.humans)} game(s) of yours"
 
     def _curve_point(self, ctx: RoundContext, r: int, n: int, states: list[ExperienceState]) -> None:
-        """Held-out pass rate with each run's experience after step n (the in-context curve)."""
+        """Held-out pass rate with each run's experience after step n (the in-context curve); all
+        runs' games in one batch, each game with its run's experience and random stream."""
         x, ev = ctx.cfg.extraction, ctx.cfg.evaluation
         done = {p.run for p in ctx.metrics().of(CurvePoint, round=r, step=n)}
-        for state in states:
-            if state.run in done:
-                continue
+        todo = [s for s in states if s.run not in done]
+        if not todo:
+            return
+        maps = eval_seeds(x.curve_episodes)
+        seeds, experiences, streams = [], [], []
+        for state in todo:
             seed = stream_seed(ctx.cfg.seed, r, "curve", n * 100 + state.run)
-            episodes = play_episodes(ctx.cfg.game, eval_seeds(x.curve_episodes), ctx.model_policy(ev.sampling, seed=seed),
-                                     experience=state.text(x.format), round_index=r, stage="curve",
-                                     concurrent=ctx.lm.config.batch_size, stop=ctx.stop, sampling_seed=seed)
-            ctx.store.add_metrics(CurvePoint(round=r, step=n, run=state.run, **episode_metrics(episodes)))
+            seeds += maps
+            experiences += [state.text(x.format)] * len(maps)
+            streams += [game_sampling_seed(seed, m) for m in maps]
+        episodes = play_episodes(ctx.cfg.game, seeds, ctx.model_policy(ev.sampling, seed=streams[0]),
+                                 experiences=experiences, round_index=r, stage="curve",
+                                 concurrent=ctx.lm.config.batch_size, stop=ctx.stop, sampling_seeds=streams)
+        for i, state in enumerate(todo):
+            games = episodes[i * len(maps):(i + 1) * len(maps)]
+            ctx.store.add_metrics(CurvePoint(round=r, step=n, run=state.run, **episode_metrics(games)))
 
     def finish(self, ctx: RoundContext, r: int) -> dict:
         if self.skipped:
