@@ -21,7 +21,7 @@ class Phase(StrEnum):
     COLLECT = "collect"  # the round's deploy games
     CONSOLIDATE = "consolidate"  # one optimizer step
     STAGE = "stage"  # a finished stage: seconds and peak memory
-    PRECISION = "precision"  # what the consolidation's autocast choice was based on
+    PRECISION = "precision"  # what the precision choices (consolidation, sampling) were based on
 
 
 class EvalKind(StrEnum):
@@ -183,6 +183,7 @@ class StageTime(Record):
 @dataclass(kw_only=True)
 class PrecisionChoice(Record):
     PHASE = Phase.PRECISION
+    use: str = "consolidation"  # consolidation (autocast for training) | sampling (the weights rollouts read)
     device: str = "cpu"
     cpu: str = ""
     choice: str = "float32"  # float32 | bf16

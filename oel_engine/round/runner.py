@@ -9,7 +9,10 @@ interrupted run ends with the same artifacts as an uninterrupted one.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import time
+from dataclasses import replace
 from typing import Callable
 
 from ..config import LoopConfig
@@ -33,6 +36,16 @@ ROUND: tuple[Callable[[], Stage], ...] = (
 )
 
 
+def release_memory() -> None:
+    """Hand freed memory back to the system between stages: glibc keeps what consolidation's
+    activations used, and the next stage's peak would stack on top of it."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def stage_names() -> list[str]:
     return [make().name for make in ROUND]
 
@@ -51,8 +64,18 @@ class RoundRunner:
         return self.ctx.art
 
     def run(self, rounds: int | None = None) -> None:
-        for r in range(self.art.rounds_done(), rounds or self.ctx.cfg.rounds):
+        todo = range(self.art.rounds_done(), rounds or self.ctx.cfg.rounds)
+        if todo:
+            self.note_sampling_precision(todo[0])
+        for r in todo:
             self.run_round(r)
+
+    def note_sampling_precision(self, r: int) -> None:
+        """Which weights sample and probe (float32 or a bf16 copy) and why, in the run's metrics
+        beside consolidation's choice: results depend on it, and so does the speed."""
+        choice = replace(self.ctx.lm.inference_precision, round=r, use="sampling")
+        self.ctx.store.add_metrics(choice)
+        self.ctx.status(f"Sampling precision: {choice.choice} ({choice.reason})")
 
     def run_round(self, r: int) -> None:
         for stage in self.stages:
@@ -98,6 +121,7 @@ class RoundRunner:
             completed = True
         finally:
             stage.close(ctx, r, completed)
+            release_memory()
         seconds = time.perf_counter() - started
         ctx.on_event(StageFinished(stage.name, seconds))
         ctx.store.add_metrics(StageTime(round=r, stage=stage.name, seconds=round(seconds, 1),

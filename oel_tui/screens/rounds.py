@@ -80,8 +80,10 @@ class RoundsScreen(Screen):
             return
         self.metrics = view.metrics
         cfg = view.config
-        precision = self.metrics.last(PrecisionChoice)
+        precision = self.metrics.last(PrecisionChoice, use="consolidation")
+        sampling = self.metrics.last(PrecisionChoice, use="sampling")
         shown = f"; consolidation in {precision.choice} ({precision.reason})" if precision else ""
+        shown += f"; sampling in {sampling.choice}" if sampling else ""
         self.query_one("#run-title", Static).update(
             f"Run {name} - {cfg.game.label()}, preset {cfg.preset}, {view.rounds_done} of {cfg.rounds} round(s) done{shown}")
         self.redraw()
