@@ -13,7 +13,7 @@ Each side and precision runs in its own process (peak resident memory is per pro
 counts the matmul FLOPs of its forward and backward passes (torch's FlopCounterMode) and
 measures a matmul peak in the same process, for achieved_fraction_of_peak.
 
-    python bench/consolidate.py                     # both sides, both precisions (~20 min)
+    python bench/consolidate.py --steps 2           # both sides, both precisions (~25 min)
     python bench/consolidate.py --precisions fp32   # float32 only
 
 Prints seconds per step, tokens per second and peak memory per side, then
