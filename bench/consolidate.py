@@ -25,32 +25,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from oel_engine.precision import cpu_description
+
 sys.stdout.reconfigure(line_buffering=True)
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "examples" / "lessons"
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-def cpu_description() -> str:
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
-    return f"{model}, {os.cpu_count()} cores, flags: {' '.join(wanted) or 'none of avx2/avx512/amx'}"
 
 
 def peak_rss_mb() -> float:
@@ -108,16 +94,11 @@ def matmul_peak_gflops(dtype, seconds: float = 6.0) -> tuple[float, str]:
 
 
 def train_pass(distiller, scored) -> None:
-    """The forward and backward passes of one step (teacher, student, loss, backward), as
-    `Distiller.step` runs them, without sampling or the optimizer."""
-    cfg = distiller.cfg
-    total = sum(s.response_len for s in scored)
+    """The forward and backward passes of one step, as `Distiller.step` runs them, without
+    sampling or the optimizer."""
     distiller.peft.train()
     distiller.optimizer.zero_grad(set_to_none=True)
-    for start in range(0, len(scored), cfg.micro_batch):
-        chunk = scored[start:start + cfg.micro_batch]
-        loss, _ = distiller.loss_on(chunk)
-        (loss * sum(s.response_len for s in chunk) / total).backward()
+    distiller.accumulate_gradients(scored)
     distiller.optimizer.zero_grad(set_to_none=True)
     distiller.peft.eval()
 

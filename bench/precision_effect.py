@@ -19,23 +19,21 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.stdout.reconfigure(line_buffering=True)
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from consolidate import cpu_description  # noqa: E402
-
-from oel_engine.config import GameConfig, ModelConfig, SamplingConfig, eval_seeds  # noqa: E402
-from oel_engine.evaluation import episode_metrics  # noqa: E402
-from oel_engine.model.lm import LanguageModel  # noqa: E402
-from oel_engine.model.loader import load_language_model  # noqa: E402
-from oel_engine.policies import ModelPolicy  # noqa: E402
-from oel_engine.probe import held_out_probe, start_states  # noqa: E402
-from oel_engine.rollout import play_episodes  # noqa: E402
+from oel_engine.config import GameConfig, ModelConfig, SamplingConfig, eval_seeds
+from oel_engine.evaluation import episode_metrics
+from oel_engine.model.lm import LanguageModel
+from oel_engine.model.loader import load_language_model
+from oel_engine.policies import ModelPolicy
+from oel_engine.precision import cpu_description
+from oel_engine.probe import held_out_probe, start_states
+from oel_engine.rollout import play_episodes
 
 LESSON = Path(__file__).resolve().parent.parent / "examples" / "lessons" / "frozenlake-short.txt"
 METRICS = ("pass_rate", "legal_action_rate", "mean_response_tokens", "mean_turns")
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--episodes", type=int, default=32)

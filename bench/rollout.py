@@ -13,18 +13,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from oel_engine.config import GameConfig, ModelConfig, SamplingConfig
 from oel_engine.model.loader import load_language_model
 from oel_engine.policies import ModelPolicy, TurnReply
+from oel_engine.precision import cpu_description
 from oel_engine.rollout import play_episodes
 from oel_engine.trajectory import PolicyInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from consolidate import cpu_description  # noqa: E402
 
 
 class NaiveGeneratePolicy:

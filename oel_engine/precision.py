@@ -9,6 +9,7 @@ once per process) and picks bf16 only if it is clearly faster. CUDA always gets 
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import time
 
@@ -18,15 +19,39 @@ ROWS, HIDDEN, INTER = 128, 576, 1536  # SmolLM2-135M's MLP width; 128 tokens of 
 CLEARLY_FASTER = 1.1  # bf16 must beat float32 by this factor to be chosen
 
 
-def cpu_name() -> str:
+def _cpuinfo(field: str) -> str | None:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_description() -> str:
+    """The CPU model, core count and the flags that decide bf16 speed: the line every benchmark
+    figure is printed with."""
+    flags = set((_cpuinfo("flags") or "").split())
+    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    return f"{cpu_name()}, {os.cpu_count()} cores, flags: {' '.join(wanted) or 'none of avx2/avx512/amx'}"
+
+
+def _interleaved_best(time_fp32, time_bf16) -> tuple[float, float]:
+    """Best of five for each, the two interleaved so that a burst of other work on the CPU hits
+    both alike (timing all float32 tries first once let a busy moment pick bf16 on a CPU where
+    it runs 10x slower); a bf16 far slower than float32 is not tried again (the slow path)."""
+    fp32, bf16 = [], []
+    for _ in range(5):
+        fp32.append(time_fp32())
+        if not bf16 or min(bf16) < 4 * min(fp32):
+            bf16.append(time_bf16())
+    return min(fp32), min(bf16)
 
 
 def _time_step(autocast: bool) -> float:
@@ -44,16 +69,8 @@ def _time_step(autocast: bool) -> float:
 
 @functools.lru_cache(maxsize=None)
 def measure_cpu_bf16() -> PrecisionChoice:
-    """float32 vs bf16 autocast for one matmul and its backward: best of a few tries each, the
-    two interleaved so that a burst of other work on the CPU hits both alike (timing all float32
-    tries first once let a busy moment pick bf16 on a CPU where it runs 10x slower); a bf16 that
-    is far slower than float32 is not tried again (that is the slow path)."""
-    fp32, bf16 = [], []
-    for _ in range(5):
-        fp32.append(_time_step(False))
-        if not bf16 or min(bf16) < 4 * min(fp32):
-            bf16.append(_time_step(True))
-    fp32, bf16 = min(fp32), min(bf16)
+    """float32 vs bf16 autocast for one matmul and its backward (`_interleaved_best`)."""
+    fp32, bf16 = _interleaved_best(lambda: _time_step(False), lambda: _time_step(True))
     choice = "bf16" if fp32 / bf16 >= CLEARLY_FASTER else "float32"
     reason = f"measured: bf16 autocast {fp32 / bf16:.2f}x float32 speed on this CPU"
     return PrecisionChoice(device="cpu", cpu=cpu_name(), choice=choice, reason=reason,
@@ -90,15 +107,10 @@ def _time_linear(dtype) -> float:
 @functools.lru_cache(maxsize=None)
 def measure_cpu_bf16_inference() -> PrecisionChoice:
     """float32 vs bf16 weights for a decode-step linear (no autocast: the weights are bf16
-    already), interleaved, best of five; bf16 only when it is clearly faster."""
+    already; `_interleaved_best`); bf16 only when it is clearly faster."""
     import torch
 
-    fp32, bf16 = [], []
-    for _ in range(5):
-        fp32.append(_time_linear(torch.float32))
-        if not bf16 or min(bf16) < 4 * min(fp32):
-            bf16.append(_time_linear(torch.bfloat16))
-    fp32, bf16 = min(fp32), min(bf16)
+    fp32, bf16 = _interleaved_best(lambda: _time_linear(torch.float32), lambda: _time_linear(torch.bfloat16))
     choice = "bf16" if fp32 / bf16 >= INFERENCE_CLEARLY_FASTER else "float32"
     reason = f"measured: bf16 weights {fp32 / bf16:.2f}x float32 speed for sampling on this CPU"
     return PrecisionChoice(device="cpu", cpu=cpu_name(), choice=choice, reason=reason,
@@ -111,8 +123,6 @@ INFERENCE_CLEARLY_FASTER = 1.25
 def choose_inference(setting: str, device, model_dtype) -> PrecisionChoice:
     """What `ModelConfig.inference_dtype` means: sample and probe on a bf16 copy of float32
     weights (`bf16`), or on the weights as loaded (`float32`: whatever dtype they have)."""
-    import os
-
     import torch
 
     if setting == "auto" and os.environ.get("OEL_INFERENCE_DTYPE"):

@@ -29,6 +29,18 @@ def game_sampling_seed(sampling_seed: int, map_seed: int) -> int:
     return (sampling_seed * 1_000_003 + map_seed) % (2**63 - 1)
 
 
+def games_over_maps(maps: Sequence[int], groups: Sequence[tuple[int, str | None]]):
+    """One batch for several groups that each play every map (evaluation samples, curve runs):
+    the seeds, each game's experience and its random stream (from its group's sampling seed and
+    the map, as `sampling_seed` would give it), group after group; for `play_episodes`."""
+    seeds, experiences, streams = [], [], []
+    for sampling_seed, experience in groups:
+        seeds += list(maps)
+        experiences += [experience] * len(maps)
+        streams += [game_sampling_seed(sampling_seed, m) for m in maps]
+    return seeds, experiences, streams
+
+
 class _Slot:
     def __init__(self, index: int, seed: int, game: Game, episode: Episode):
         self.index, self.seed, self.game, self.episode = index, seed, game, episode

@@ -173,6 +173,22 @@ class Distiller:
             return full_reverse_kl(student_logits, teacher_logits, mask, cfg.temperature)
         return topk_forward_kl(student_logits, teacher_logits, mask, cfg.top_k, cfg.temperature)
 
+    def accumulate_gradients(self, scored: list[Scored]) -> dict:
+        """The forward and backward passes of a step, micro-batched; returns the token-weighted
+        loss stats. Gradients add up in the LoRA parameters (the caller zeroes and steps)."""
+        total_tokens = sum(s.response_len for s in scored)
+        sums = {"loss": 0.0, "reverse_kl": 0.0, "topk_mass": 0.0}
+        # longest first keeps padding small inside each micro-batch
+        order = sorted(range(len(scored)), key=lambda i: -len(scored[i].student_ids))
+        for start in range(0, len(order), self.cfg.micro_batch):
+            chunk = [scored[i] for i in order[start:start + self.cfg.micro_batch]]
+            weight = sum(s.response_len for s in chunk) / total_tokens
+            loss, stats = self.loss_on(chunk)
+            (loss * weight).backward()
+            for k in sums:
+                sums[k] += stats[k] * weight
+        return sums
+
     def step(self, prefixes: list[Prefix], should_stop=None) -> dict:
         """Sample, score, and take one optimizer step over all prefixes (micro-batched)."""
         started = time.perf_counter()
@@ -185,16 +201,7 @@ class Distiller:
         total_tokens = sum(s.response_len for s in scored)
         self.peft.train()
         self.optimizer.zero_grad(set_to_none=True)
-        sums = {"loss": 0.0, "reverse_kl": 0.0, "topk_mass": 0.0}
-        # longest first keeps padding small inside each micro-batch
-        order = sorted(range(len(scored)), key=lambda i: -len(scored[i].student_ids))
-        for start in range(0, len(order), self.cfg.micro_batch):
-            chunk = [scored[i] for i in order[start:start + self.cfg.micro_batch]]
-            weight = sum(s.response_len for s in chunk) / total_tokens
-            loss, stats = self.loss_on(chunk)
-            (loss * weight).backward()
-            for k in sums:
-                sums[k] += stats[k] * weight
+        sums = self.accumulate_gradients(scored)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
         skipped = not math.isfinite(grad_norm)
         if skipped:  # as the reference: no step on a NaN/inf gradient, so the adapter stays finite

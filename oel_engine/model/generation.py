@@ -9,6 +9,7 @@ row's positions contiguous, and the attention mask hides the padding in between.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
 
@@ -106,21 +107,12 @@ class BatchGenerator:
             return []
         keys = list(keys) if keys is not None else [None] * len(prompts)
         prompts = [list(p) for p in prompts]
-        self._active = self.weights() if self.weights is not None else self.model
-        if self.store.enabled:
-            self._refresh_root(prompts)
-            self._refresh_groups(prompts, keys)
-        matches = [self.store.best_match(k, p) if self.store.enabled else (None, 0) for k, p in zip(keys, prompts)]
-        cache, mask, pos, input_ids = self._build_batch(prompts, matches, cfg.max_new_tokens)
-        was_training = self._active.training
-        self._active.eval()
-        try:
+        matches, cache, mask, pos, input_ids = self._prepare(prompts, keys, cfg.max_new_tokens)
+        with self._eval_mode():
             logits = self._forward(input_ids, mask, pos, cache)
             if self.store.enabled:
                 self._remember_prompts(prompts, keys, cache, mask)
             outputs = self._decode(logits, cache, mask, pos, cfg, generator, len(prompts), should_stop)
-        finally:
-            self._active.train(was_training)
         results = []
         for prompt, (_, reused), (ids, finished) in zip(prompts, matches, outputs):
             self.store.hit_tokens += reused
@@ -134,19 +126,30 @@ class BatchGenerator:
         """The logits after each prompt, [B, V] float32: one forward pass that reuses the shared
         root's keys/values (a batch of prompts with one preamble prefills only what differs)."""
         prompts = [list(p) for p in prompts]
+        _, cache, mask, pos, input_ids = self._prepare(prompts, [None] * len(prompts), 0)
+        with self._eval_mode():
+            return self._forward(input_ids, mask, pos, cache).float()
+
+    # -- building the batch ---------------------------------------------------------------
+
+    def _prepare(self, prompts: list[list[int]], keys: list, max_new_tokens: int):
+        """Pick the model to run (asked first: it may reset the cache), refresh the prefixes the
+        batch shares, and lay the batch out over the best cached prefix of each row."""
         self._active = self.weights() if self.weights is not None else self.model
         if self.store.enabled:
             self._refresh_root(prompts)
-        matches = [self.store.best_match(None, p) if self.store.enabled else (None, 0) for p in prompts]
-        cache, mask, pos, input_ids = self._build_batch(prompts, matches, 0)
+            self._refresh_groups(prompts, keys)
+        matches = [self.store.best_match(k, p) if self.store.enabled else (None, 0) for k, p in zip(keys, prompts)]
+        return (matches, *self._build_batch(prompts, matches, max_new_tokens))
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
         was_training = self._active.training
         self._active.eval()
         try:
-            return self._forward(input_ids, mask, pos, cache).float()
+            yield
         finally:
             self._active.train(was_training)
-
-    # -- building the batch ---------------------------------------------------------------
 
     def _refresh_root(self, prompts: list[list[int]]) -> None:
         """Make the shared root the longest prefix common to this batch, if it is worth it."""
@@ -192,10 +195,7 @@ class BatchGenerator:
         matches = [self.store.best_match(None, g) for g in groups]
         cache, mask, pos, input_ids = self._build_batch(groups, matches, 0)
         self._forward(input_ids, mask, pos, cache)
-        for i, g in enumerate(groups):
-            idx = mask[i].nonzero().squeeze(-1)
-            self.store.groups.append(PrefixEntry(tuple(g), [l.keys[i:i + 1, :, idx].clone() for l in cache.layers],
-                                                 [l.values[i:i + 1, :, idx].clone() for l in cache.layers]))
+        self.store.groups = [_row_entry(g, cache, mask, i) for i, g in enumerate(groups)]
 
     def _build_batch(self, prompts, matches, max_new_tokens: int):
         device = self.device
@@ -250,13 +250,7 @@ class BatchGenerator:
         for i, (prompt, key) in enumerate(zip(prompts, keys)):
             if key is None:
                 continue
-            idx = mask[i].nonzero().squeeze(-1)
-            entry = PrefixEntry(
-                tuple(prompt),
-                [layer.keys[i : i + 1, :, idx].clone() for layer in cache.layers],
-                [layer.values[i : i + 1, :, idx].clone() for layer in cache.layers],
-            )
-            self.store.put(key, entry)
+            self.store.put(key, _row_entry(prompt, cache, mask, i))
 
     def _decode(self, logits, cache, mask, pos, cfg, generator, batch, should_stop):
         """Sample up to max_new_tokens per row. A finished row stays in the batch (fed padding,
@@ -296,6 +290,13 @@ class BatchGenerator:
             logits = self._forward(tokens[:, None], mask, next_pos, cache)
             next_pos = next_pos + 1
         return [(ids, done) for ids, done in zip(outputs, finished)]
+
+
+def _row_entry(tokens, cache: BufferCache, mask, i: int) -> PrefixEntry:
+    """Row i's keys/values (its valid positions) as a stored prefix of `tokens`."""
+    idx = mask[i].nonzero().squeeze(-1)
+    return PrefixEntry(tuple(tokens), [layer.keys[i : i + 1, :, idx].clone() for layer in cache.layers],
+                       [layer.values[i : i + 1, :, idx].clone() for layer in cache.layers])
 
 
 def last_positions(length: int, keep: int, device=None):

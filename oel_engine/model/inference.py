@@ -44,7 +44,6 @@ class InferenceCopy:
     """A copy of a plain (un-wrapped) model in `dtype`, refreshed from the live weights on demand."""
 
     def __init__(self, plain_model, dtype: torch.dtype):
-        self.dtype = dtype
         self.model = copy.deepcopy(plain_model).to(dtype)
         self.model.eval()
         for p in self.model.parameters():

@@ -10,7 +10,7 @@ from ..config import eval_seeds
 from ..evaluation import episode_metrics
 from ..metrics import EvalKind, EvalSample, EvalSummary
 from ..probe import ProbeResult, held_out_probe, start_states
-from ..rollout import game_sampling_seed, play_episodes
+from ..rollout import games_over_maps, play_episodes
 from .context import RoundContext
 from .seeds import stream_seed
 from .stage import Plan, Stage
@@ -46,12 +46,8 @@ class Evaluate(Stage):
             return
         ev = ctx.cfg.evaluation
         maps = eval_seeds(ev.episodes)
-        seeds, experiences, streams = [], [], []
-        for sample in pending:
-            seed = stream_seed(ctx.cfg.seed, r, self.name, sample)
-            seeds += maps
-            experiences += [self._experience(sample)[1]] * len(maps)
-            streams += [game_sampling_seed(seed, m) for m in maps]
+        seeds, experiences, streams = games_over_maps(
+            maps, [(stream_seed(ctx.cfg.seed, r, self.name, sample), self._experience(sample)[1]) for sample in pending])
         finished: dict[int, dict[int, object]] = {sample: {} for sample in pending}
 
         def game_done(index: int, episode) -> None:

@@ -16,7 +16,7 @@ from ..config import SamplingConfig, eval_seeds
 from ..evaluation import episode_metrics
 from ..experience import ExperienceItem, ExperienceState, extraction_prompt, parse_extraction, truncate_items
 from ..metrics import CurvePoint, ExtractStep
-from ..rollout import game_sampling_seed, play_episodes
+from ..rollout import games_over_maps, play_episodes
 from ..trajectory import Episode
 from .context import RoundContext
 from .seeds import extract_seed, stream_seed
@@ -146,12 +146,8 @@ class Extract(Stage):
         if not todo:
             return
         maps = eval_seeds(x.curve_episodes)
-        seeds, experiences, streams = [], [], []
-        for state in todo:
-            seed = stream_seed(ctx.cfg.seed, r, "curve", n * 100 + state.run)
-            seeds += maps
-            experiences += [state.text(x.format)] * len(maps)
-            streams += [game_sampling_seed(seed, m) for m in maps]
+        seeds, experiences, streams = games_over_maps(
+            maps, [(stream_seed(ctx.cfg.seed, r, "curve", n * 100 + s.run), s.text(x.format)) for s in todo])
         episodes = play_episodes(ctx.cfg.game, seeds, ctx.model_policy(ev.sampling, seed=streams[0]),
                                  experiences=experiences, round_index=r, stage="curve",
                                  concurrent=ctx.lm.config.batch_size, stop=ctx.stop, sampling_seeds=streams)
