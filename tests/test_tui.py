@@ -200,16 +200,21 @@ async def test_play_screen_without_experience_shows_the_student_alone(tmp_path):
         assert teacher is None and "no teacher" in plain(app.screen.query_one("#move-bars"))
 
 
+async def add_lesson(app, pilot, text: str):
+    """On the Experience screen, write a lesson with `n` and Enter; returns the items table."""
+    await pilot.press("3")
+    await pilot.press("n")
+    await pilot.pause()
+    app.screen.query_one("#edit-input").value = text
+    await pilot.press("enter")
+    await pilot.pause()
+    return app.screen.query_one("#items")
+
+
 async def test_experience_screen_adds_a_lesson(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(100, 32)) as pilot:
-        await pilot.press("3")
-        await pilot.press("n")
-        await pilot.pause()
-        app.screen.query_one("#edit-input").value = "Never   step onto H."
-        await pilot.press("enter")
-        await pilot.pause()
-        table = app.screen.query_one("#items")
+        table = await add_lesson(app, pilot, "Never   step onto H.")
         assert table.row_count == 3
         assert [str(c) for c in table.get_row_at(2)][2:] == ["you", "-", "human", "Never step onto H."]
         await pilot.press("n")
@@ -260,12 +265,6 @@ async def test_experience_items_show_their_square_brackets(tmp_path):
     """Lessons name moves as [down]; the table used to read them as markup and drop them."""
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 32)) as pilot:
-        await pilot.press("3")
-        await pilot.press("n")
-        await pilot.pause()
-        app.screen.query_one("#edit-input").value = "Answer [down] or [right]."
-        await pilot.press("enter")
-        await pilot.pause()
-        table = app.screen.query_one("#items")
+        table = await add_lesson(app, pilot, "Answer [down] or [right].")
         shown = "".join(segment.text for segment in table.render_line(3))  # header, then 3 rows
         assert "Answer [down] or [right]." in shown
