@@ -18,11 +18,12 @@ import torch
 from ..config import ConsolidationConfig, SamplingConfig
 from ..errors import OelError
 from ..fileio import log
-from ..model.generation import last_positions
 from ..model.lm import LanguageModel
 from ..precision import choose_autocast
 from ..prompts import insert_experience
+from .frozen_weights import FrozenLinearsInDtype
 from .losses import full_reverse_kl, topk_forward_kl, topk_reverse_kl
+from .scoring import SharedPrefix, full_attention_only, response_logits, shared_length
 
 
 @dataclass
@@ -83,6 +84,8 @@ class Distiller:
             self.peft.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self.peft.enable_input_require_grads()
         self.params = [p for p in self.peft.parameters() if p.requires_grad]
+        # after get_peft_model: the frozen base layers are the ones to hold in bf16
+        self.frozen = FrozenLinearsInDtype(self.peft, torch.bfloat16) if self.precision.choice == "bf16" else None
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.learning_rate, betas=(0.9, 0.999),
                                            weight_decay=cfg.weight_decay)
 
@@ -98,10 +101,22 @@ class Distiller:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     @contextlib.contextmanager
-    def teacher(self):
-        """The round's starting model: the adapter switched off."""
-        with self.peft.disable_adapter():
+    def _scoring_precision(self):
+        """The teacher's and student's passes: autocast, with the frozen weights' bf16 copy."""
+        with self._autocast(), (self.frozen.active() if self.frozen else contextlib.nullcontext()):
             yield
+
+    @contextlib.contextmanager
+    def teacher(self):
+        """The round's starting model: the adapter switched off, in eval mode (it has no
+        dropout of its own, and checkpointed layers in training mode would drop a prefix cache)."""
+        was_training = self.peft.training
+        self.peft.eval()
+        try:
+            with self.peft.disable_adapter():
+                yield
+        finally:
+            self.peft.train(was_training)
 
     # -- the step -------------------------------------------------------------------------------
 
@@ -137,35 +152,27 @@ class Distiller:
             out.append(Scored(student, teacher, len(resp)))
         return out
 
-    def response_logits(self, sequences: list[list[int]], response_lens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits predicting each response token, [B, R, V], and the response mask [B, R].
+    def response_logits(self, sequences: list[list[int]], response_lens: list[int],
+                        prefix: SharedPrefix | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits predicting each response token, [B, R, V], and the response mask [B, R]."""
+        return response_logits(self.peft, sequences, response_lens, self.lm.generator.pad_id, self.device, prefix)
 
-        Rows are left-padded so every response ends at the last column; only the last R+1
-        positions go through the output head."""
-        batch, longest, r_max = len(sequences), max(map(len, sequences)), max(response_lens)
-        pad = self.lm.generator.pad_id
-        ids = torch.full((batch, longest), pad, dtype=torch.long)
-        mask = torch.zeros((batch, longest), dtype=torch.long)
-        for i, seq in enumerate(sequences):
-            ids[i, longest - len(seq):] = torch.tensor(seq)
-            mask[i, longest - len(seq):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
-        out = self.peft(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False,
-                        logits_to_keep=last_positions(longest, r_max + 1, self.device))
-        logits = out.logits[:, :-1, :]
-        resp_mask = torch.zeros((batch, r_max), dtype=torch.long, device=self.device)
-        for i, n in enumerate(response_lens):
-            resp_mask[i, r_max - n:] = 1
-        return logits, resp_mask
+    def shared_prefix(self, sequences: list[list[int]], response_lens: list[int]) -> SharedPrefix | None:
+        """The tokens all `sequences` start with, run once (None when too few to be worth it).
+        Not under gradient checkpointing with gradients on: checkpointed layers drop a cache."""
+        n = shared_length(sequences, response_lens) if full_attention_only(self.peft.config) else 0
+        if n == 0 or (torch.is_grad_enabled() and self.peft.training and self._checkpointing()):
+            return None
+        return SharedPrefix.run(self.peft, sequences[0][:n], self.device)
 
-    def loss_on(self, batch: list[Scored]):
+    def loss_on(self, batch: list[Scored], teacher_prefix: SharedPrefix | None = None,
+                student_prefix: SharedPrefix | None = None):
         """Loss (token mean over the batch) and stats; gradients flow only into the student."""
         lens = [s.response_len for s in batch]
-        with torch.no_grad(), self.teacher(), self._autocast():
-            teacher_logits, _ = self.response_logits([s.teacher_ids for s in batch], lens)
-        with self._autocast():
-            student_logits, mask = self.response_logits([s.student_ids for s in batch], lens)
+        with torch.no_grad(), self.teacher(), self._scoring_precision():
+            teacher_logits, _ = self.response_logits([s.teacher_ids for s in batch], lens, teacher_prefix)
+        with self._scoring_precision():
+            student_logits, mask = self.response_logits([s.student_ids for s in batch], lens, student_prefix)
         cfg = self.cfg
         if cfg.loss == "topk":
             return topk_reverse_kl(student_logits, teacher_logits, mask, cfg.top_k, cfg.temperature, cfg.renormalize)
@@ -173,20 +180,33 @@ class Distiller:
             return full_reverse_kl(student_logits, teacher_logits, mask, cfg.temperature)
         return topk_forward_kl(student_logits, teacher_logits, mask, cfg.top_k, cfg.temperature)
 
+    def shared_prefixes(self, scored: list[Scored], autocast: bool = True) -> tuple[SharedPrefix | None, SharedPrefix | None]:
+        """The teacher's and the student's shared prefix for these rows (each run once)."""
+        lens = [s.response_len for s in scored]
+        precision = self._scoring_precision if autocast else contextlib.nullcontext
+        with torch.no_grad(), self.teacher(), precision():
+            teacher = self.shared_prefix([s.teacher_ids for s in scored], lens)
+        with precision():
+            student = self.shared_prefix([s.student_ids for s in scored], lens)
+        return teacher, student
+
     def accumulate_gradients(self, scored: list[Scored]) -> dict:
         """The forward and backward passes of a step, micro-batched; returns the token-weighted
         loss stats. Gradients add up in the LoRA parameters (the caller zeroes and steps)."""
         total_tokens = sum(s.response_len for s in scored)
         sums = {"loss": 0.0, "reverse_kl": 0.0, "topk_mass": 0.0}
+        teacher_prefix, student_prefix = self.shared_prefixes(scored)
         # longest first keeps padding small inside each micro-batch
         order = sorted(range(len(scored)), key=lambda i: -len(scored[i].student_ids))
         for start in range(0, len(order), self.cfg.micro_batch):
             chunk = [scored[i] for i in order[start:start + self.cfg.micro_batch]]
             weight = sum(s.response_len for s in chunk) / total_tokens
-            loss, stats = self.loss_on(chunk)
+            loss, stats = self.loss_on(chunk, teacher_prefix, student_prefix)
             (loss * weight).backward()
             for k in sums:
                 sums[k] += stats[k] * weight
+        if student_prefix is not None:
+            student_prefix.backward()
         return sums
 
     def step(self, prefixes: list[Prefix], should_stop=None) -> dict:
@@ -231,12 +251,13 @@ class Distiller:
         scored = self.build(prefixes, responses)
         total, tokens = 0.0, 0
         self.peft.eval()
+        teacher_prefix, student_prefix = self.shared_prefixes(scored, autocast=False)
         for start in range(0, len(scored), self.cfg.micro_batch):
             chunk = scored[start:start + self.cfg.micro_batch]
             lens = [s.response_len for s in chunk]
             with self.teacher():
-                t_logits, _ = self.response_logits([s.teacher_ids for s in chunk], lens)
-            s_logits, mask = self.response_logits([s.student_ids for s in chunk], lens)
+                t_logits, _ = self.response_logits([s.teacher_ids for s in chunk], lens, teacher_prefix)
+            s_logits, mask = self.response_logits([s.student_ids for s in chunk], lens, student_prefix)
             _, stats = full_reverse_kl(s_logits, t_logits, mask, self.cfg.temperature)
             n = int(mask.sum())
             total += stats["reverse_kl"] * n
