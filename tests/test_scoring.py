@@ -10,8 +10,12 @@ from oel_engine.consolidation.trainer import Distiller, Scored
 from .test_distiller import config, prefixes
 
 
-def scored_with_varied_lengths(d: Distiller, seeds=(0, 1, 2)) -> list[Scored]:
-    batch = prefixes(list(seeds))
+OTHER = "- EXPERIENCE ITEM: Count the rows before you move."
+
+
+def scored_with_varied_lengths(d: Distiller) -> list[Scored]:
+    """Rows of two teacher contexts (as a round with K=2 experiences), responses cut to varied lengths."""
+    batch = prefixes([0, 1]) + prefixes([2], experience=OTHER)
     responses = [r[: 2 + i % 5] or [5] for i, r in enumerate(d.sample(batch))]
     return d.build(batch, responses)
 
@@ -63,11 +67,12 @@ def test_a_shared_prefix_leaves_the_loss_and_the_gradients_unchanged(tiny_lm, mo
     monkeypatch.setattr(scoring.SharedPrefix, "run", classmethod(
         lambda cls, *a: runs.append(a[1]) or real_run.__func__(cls, *a)))
     shared_stats, shared_grads = gradients_and_stats(d, scored)
-    # teacher and student each ran their prefix once (the student's not under checkpointing)
-    assert len(runs) == (1 if checkpointing == "on" else 2)
+    # the teacher's prefix ran once per context, the student's once (not under checkpointing)
+    assert len({s.context for s in scored}) == 2
+    assert len(runs) == (2 if checkpointing == "on" else 3)
     monkeypatch.setattr(scoring, "MIN_SHARED_TOKENS", 10**9)
     plain_stats, plain_grads = gradients_and_stats(d, scored)
-    assert len(runs) == (1 if checkpointing == "on" else 2)
+    assert len(runs) == (2 if checkpointing == "on" else 3)
     assert shared_stats == pytest.approx(plain_stats, rel=1e-9)
     assert shared_grads.keys() == plain_grads.keys() and len(plain_grads) > 0
     for name, g in plain_grads.items():

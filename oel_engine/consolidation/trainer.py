@@ -3,7 +3,8 @@
 The student is the model with a LoRA adapter; the teacher is the SAME weights with the adapter
 disabled (the round's starting model), whose prompt carries the experience. No second copy of
 the model is loaded. Teacher and student read the student's exact response token ids appended
-to their own prompt ids, so the scored tokens line up one to one.
+to their own prompt ids, so the scored tokens line up one to one. How the scoring passes
+save work (the same arithmetic, rounding aside): `scoring.py` and `frozen_weights.py`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Scored:
     student_ids: list[int]
     teacher_ids: list[int]
     response_len: int
+    context: str = ""  # the teacher's experience: rows with the same one share its prefix
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -149,7 +151,7 @@ class Distiller:
             resp = resp or [self.lm.eos_token_ids()[0]]
             student = self.lm.encode_chat(p.prompt) + resp
             teacher = self.lm.encode_chat(insert_experience(p.prompt, p.experience)) + resp
-            out.append(Scored(student, teacher, len(resp)))
+            out.append(Scored(student, teacher, len(resp), p.experience))
         return out
 
     def response_logits(self, sequences: list[list[int]], response_lens: list[int],
@@ -180,14 +182,28 @@ class Distiller:
             return full_reverse_kl(student_logits, teacher_logits, mask, cfg.temperature)
         return topk_forward_kl(student_logits, teacher_logits, mask, cfg.top_k, cfg.temperature)
 
-    def shared_prefixes(self, scored: list[Scored], autocast: bool = True) -> tuple[SharedPrefix | None, SharedPrefix | None]:
-        """The teacher's and the student's shared prefix for these rows (each run once)."""
-        lens = [s.response_len for s in scored]
+    def micro_batches(self, scored: list[Scored]) -> list[list[int]]:
+        """Row indices in micro-batches, each of one teacher context (its rows share that prefix),
+        longest first inside a context (less padding)."""
+        contexts: dict[str, list[int]] = {}
+        for i, s in enumerate(scored):
+            contexts.setdefault(s.context, []).append(i)
+        size, out = self.cfg.micro_batch, []
+        for rows in contexts.values():
+            rows = sorted(rows, key=lambda i: -len(scored[i].student_ids))
+            out += [rows[start:start + size] for start in range(0, len(rows), size)]
+        return out
+
+    def shared_prefixes(self, scored: list[Scored], autocast: bool = True) -> tuple[dict, SharedPrefix | None]:
+        """The teacher's shared prefix per context and the student's for all rows (each run once)."""
         precision = self._scoring_precision if autocast else contextlib.nullcontext
-        with torch.no_grad(), self.teacher(), precision():
-            teacher = self.shared_prefix([s.teacher_ids for s in scored], lens)
+        teacher = {}
+        for context in dict.fromkeys(s.context for s in scored):
+            rows = [s for s in scored if s.context == context]
+            with torch.no_grad(), self.teacher(), precision():
+                teacher[context] = self.shared_prefix([s.teacher_ids for s in rows], [s.response_len for s in rows])
         with precision():
-            student = self.shared_prefix([s.student_ids for s in scored], lens)
+            student = self.shared_prefix([s.student_ids for s in scored], [s.response_len for s in scored])
         return teacher, student
 
     def accumulate_gradients(self, scored: list[Scored]) -> dict:
@@ -195,13 +211,11 @@ class Distiller:
         loss stats. Gradients add up in the LoRA parameters (the caller zeroes and steps)."""
         total_tokens = sum(s.response_len for s in scored)
         sums = {"loss": 0.0, "reverse_kl": 0.0, "topk_mass": 0.0}
-        teacher_prefix, student_prefix = self.shared_prefixes(scored)
-        # longest first keeps padding small inside each micro-batch
-        order = sorted(range(len(scored)), key=lambda i: -len(scored[i].student_ids))
-        for start in range(0, len(order), self.cfg.micro_batch):
-            chunk = [scored[i] for i in order[start:start + self.cfg.micro_batch]]
+        teacher_prefixes, student_prefix = self.shared_prefixes(scored)
+        for rows in self.micro_batches(scored):
+            chunk = [scored[i] for i in rows]
             weight = sum(s.response_len for s in chunk) / total_tokens
-            loss, stats = self.loss_on(chunk, teacher_prefix, student_prefix)
+            loss, stats = self.loss_on(chunk, teacher_prefixes[chunk[0].context], student_prefix)
             (loss * weight).backward()
             for k in sums:
                 sums[k] += stats[k] * weight
@@ -251,12 +265,13 @@ class Distiller:
         scored = self.build(prefixes, responses)
         total, tokens = 0.0, 0
         self.peft.eval()
-        teacher_prefix, student_prefix = self.shared_prefixes(scored, autocast=False)
-        for start in range(0, len(scored), self.cfg.micro_batch):
-            chunk = scored[start:start + self.cfg.micro_batch]
+        teacher_prefixes, student_prefix = self.shared_prefixes(scored, autocast=False)
+        for rows in self.micro_batches(scored):
+            chunk = [scored[i] for i in rows]
             lens = [s.response_len for s in chunk]
             with self.teacher():
-                t_logits, _ = self.response_logits([s.teacher_ids for s in chunk], lens, teacher_prefix)
+                t_logits, _ = self.response_logits([s.teacher_ids for s in chunk], lens,
+                                                   teacher_prefixes[chunk[0].context])
             s_logits, mask = self.response_logits([s.student_ids for s in chunk], lens, student_prefix)
             _, stats = full_reverse_kl(s_logits, t_logits, mask, self.cfg.temperature)
             n = int(mask.sum())
