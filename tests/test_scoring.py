@@ -104,3 +104,43 @@ def test_sliding_window_models_are_scored_without_a_shared_prefix():
     assert scoring.full_attention_only(Qwen3Config())  # its window is off by default
     assert not scoring.full_attention_only(MistralConfig(sliding_window=64))
     assert not scoring.full_attention_only(Qwen3Config(use_sliding_window=True, sliding_window=64, max_window_layers=0))
+
+
+@pytest.mark.parametrize("family", ["qwen3", "gemma2"])
+def test_other_model_families_score_each_row_as_alone_and_train_the_same(tiny_tokenizer, family, monkeypatch):
+    """Qwen3 (q/k norms: what a GPU user runs) and Gemma2 (final logit softcapping: scored
+    through its own forward) give the same logits with a shared prefix, and the same gradients."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+
+    from oel_engine.config import ModelConfig
+    from oel_engine.model.lm import LanguageModel
+
+    torch.manual_seed(0)
+    shape = dict(vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=4096)
+    if family == "qwen3":
+        model = Qwen3ForCausalLM(Qwen3Config(**shape))
+    else:  # no sliding-window layers, so the shared prefix applies; softcapping stays on
+        model = Gemma2ForCausalLM(Gemma2Config(**shape, layer_types=["full_attention"] * 2,
+                                               final_logit_softcapping=30.0))
+    model.eval()
+    lm = LanguageModel(model, tiny_tokenizer, name=family, config=ModelConfig(model=family, inference_dtype="float32"))
+    d = Distiller(lm, config(micro_batch=2, lora_dropout=0.0, autocast="off",
+                             target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")))
+    d.step(prefixes([3]))
+    scored = scored_with_varied_lengths(d)
+    seqs, lens = [s.teacher_ids for s in scored], [s.response_len for s in scored]
+    d.peft.eval()
+    with torch.no_grad():
+        prefix = d.shared_prefix(seqs, lens)
+        assert prefix is not None
+        logits, _ = d.response_logits(seqs, lens, prefix)
+        for i, (seq, n) in enumerate(zip(seqs, lens)):
+            torch.testing.assert_close(logits[i, logits.shape[1] - n:], row_alone(d.peft, seq, n), rtol=1e-5, atol=1e-5)
+    d.peft.double()
+    shared = gradients_and_stats(d, scored)
+    monkeypatch.setattr(scoring, "MIN_SHARED_TOKENS", 10**9)
+    plain = gradients_and_stats(d, scored)
+    assert shared[0] == pytest.approx(plain[0], rel=1e-9)
+    for name, g in plain[1].items():
+        torch.testing.assert_close(shared[1][name], g, rtol=1e-6, atol=1e-6 * float(g.abs().max()), msg=name)
