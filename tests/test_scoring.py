@@ -144,3 +144,13 @@ def test_other_model_families_score_each_row_as_alone_and_train_the_same(tiny_to
     assert shared[0] == pytest.approx(plain[0], rel=1e-9)
     for name, g in plain[1].items():
         torch.testing.assert_close(shared[1][name], g, rtol=1e-6, atol=1e-6 * float(g.abs().max()), msg=name)
+
+
+def test_a_row_that_does_not_start_with_the_prefix_is_refused(tiny_lm):
+    d = Distiller(tiny_lm, config())
+    scored = scored_with_varied_lengths(d)
+    seqs, lens = [s.teacher_ids for s in scored], [s.response_len for s in scored]
+    with torch.no_grad():
+        prefix = d.shared_prefix(seqs[:2], lens[:2])  # the first context's longer prefix
+        with pytest.raises(ValueError, match="shared prefix"):
+            d.response_logits(seqs, lens, prefix)

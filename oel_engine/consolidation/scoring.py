@@ -99,6 +99,8 @@ def response_logits(model, sequences: list[list[int]], response_lens: list[int],
     `model` is a transformers CausalLM (PEFT-wrapped or not); with `prefix`, every sequence
     starts with its tokens and only the rest goes through the model."""
     skip = prefix.length if prefix is not None else 0
+    if prefix is not None and any(tuple(s[:skip]) != prefix.tokens for s in sequences):
+        raise ValueError("a sequence does not start with the shared prefix it is scored with")
     batch, r_max = len(sequences), max(response_lens)
     longest = max(len(s) for s in sequences) - skip
     ids = torch.full((batch, longest), pad_id, dtype=torch.long)
