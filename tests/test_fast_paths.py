@@ -7,7 +7,7 @@ import torch
 from oel_engine.config import ConsolidationConfig, GameConfig, ModelConfig, SamplingConfig
 from oel_engine.consolidation.trainer import Distiller
 from oel_engine.errors import OelError
-from oel_engine.model.generation import BatchGenerator, last_positions, sample_next
+from oel_engine.model.generation import BatchGenerator, last_positions
 from oel_engine.model.lm import LanguageModel
 from oel_engine.policies import ScriptedPolicy
 from oel_engine.precision import choose_inference
@@ -70,15 +70,6 @@ def test_last_positions_give_the_same_logits_as_slicing(tiny_lm):
     assert gathered.shape == sliced.shape == (2, 3, sliced.shape[-1])
     assert torch.allclose(gathered, sliced, atol=1e-5)
     assert last_positions(2, 3) == 3  # more than the length: the int (keeps all)
-
-
-def test_top_k_columns_map_back_to_vocabulary_ids():
-    logits = torch.tensor([[1.0, 5.0, 0.0, 4.0, -1.0]])
-    g = torch.Generator().manual_seed(0)
-    picks = {int(sample_next(logits, SamplingConfig(temperature=1.0, top_k=2, top_p=1.0), g)) for _ in range(200)}
-    assert picks == {1, 3}
-    picks = {int(sample_next(logits, SamplingConfig(temperature=1.0, top_k=3, top_p=0.5), g)) for _ in range(100)}
-    assert picks == {1}
 
 
 def test_rows_that_finish_early_do_not_move_the_others_random_streams(tiny_lm, tiny_tokenizer):

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from oel_engine.config import GameConfig, SamplingConfig
@@ -81,14 +82,20 @@ def test_max_new_tokens_cap(tiny_lm):
     assert out.finished == (out.token_ids[-1] in eos)
 
 
-def test_top_k_and_top_p_restrict_the_choice():
-    logits = torch.tensor([[5.0, 4.0, 1.0, 0.0, -1.0]])
+@pytest.mark.parametrize("logits, top2, top_k_for_top_p, best", [
+    ([5.0, 4.0, 1.0, 0.0, -1.0], {0, 1}, 0, 0),
+    # unsorted: top-k runs first, so its columns must map back to vocabulary ids
+    ([1.0, 5.0, 0.0, 4.0, -1.0], {1, 3}, 3, 1),
+])
+def test_top_k_and_top_p_restrict_the_choice(logits, top2, top_k_for_top_p, best):
+    logits = torch.tensor([logits])
     g = torch.Generator().manual_seed(0)
     picks = {int(sample_next(logits, SamplingConfig(temperature=1.0, top_k=2, top_p=1.0), g)) for _ in range(200)}
-    assert picks == {0, 1}
-    picks = {int(sample_next(logits, SamplingConfig(temperature=1.0, top_k=0, top_p=0.5), g)) for _ in range(200)}
-    assert picks == {0}  # the top token alone holds more than half the mass
-    assert int(sample_next(logits, SamplingConfig(temperature=0.0), g)) == 0
+    assert picks == top2
+    top_p = SamplingConfig(temperature=1.0, top_k=top_k_for_top_p, top_p=0.5)
+    picks = {int(sample_next(logits, top_p, g)) for _ in range(200)}
+    assert picks == {best}  # the top token alone holds more than half the mass
+    assert int(sample_next(logits, SamplingConfig(temperature=0.0), g)) == best
 
 
 def test_prefix_store_prefers_longest_match_and_respects_budget():

@@ -167,14 +167,21 @@ class Distiller:
             return None
         return SharedPrefix.run(self.peft, sequences[0][:n], self.device)
 
+    def pair_logits(self, batch: list[Scored], teacher_prefix: SharedPrefix | None = None,
+                    student_prefix: SharedPrefix | None = None, precision=contextlib.nullcontext):
+        """The teacher's logits (no gradient), the student's and the response mask for `batch`."""
+        lens = [s.response_len for s in batch]
+        with torch.no_grad(), self.teacher(), precision():
+            teacher_logits, _ = self.response_logits([s.teacher_ids for s in batch], lens, teacher_prefix)
+        with precision():
+            student_logits, mask = self.response_logits([s.student_ids for s in batch], lens, student_prefix)
+        return teacher_logits, student_logits, mask
+
     def loss_on(self, batch: list[Scored], teacher_prefix: SharedPrefix | None = None,
                 student_prefix: SharedPrefix | None = None):
         """Loss (token mean over the batch) and stats; gradients flow only into the student."""
-        lens = [s.response_len for s in batch]
-        with torch.no_grad(), self.teacher(), self._scoring_precision():
-            teacher_logits, _ = self.response_logits([s.teacher_ids for s in batch], lens, teacher_prefix)
-        with self._scoring_precision():
-            student_logits, mask = self.response_logits([s.student_ids for s in batch], lens, student_prefix)
+        teacher_logits, student_logits, mask = self.pair_logits(batch, teacher_prefix, student_prefix,
+                                                                self._scoring_precision)
         cfg = self.cfg
         if cfg.loss == "topk":
             return topk_reverse_kl(student_logits, teacher_logits, mask, cfg.top_k, cfg.temperature, cfg.renormalize)
@@ -182,14 +189,19 @@ class Distiller:
             return full_reverse_kl(student_logits, teacher_logits, mask, cfg.temperature)
         return topk_forward_kl(student_logits, teacher_logits, mask, cfg.top_k, cfg.temperature)
 
-    def micro_batches(self, scored: list[Scored]) -> list[list[int]]:
-        """Row indices in micro-batches, each of one teacher context (its rows share that prefix),
-        longest first inside a context (less padding)."""
+    @staticmethod
+    def _by_context(scored: list[Scored]) -> dict[str, list[int]]:
+        """Row indices per teacher context (its rows share that prefix), in order of appearance."""
         contexts: dict[str, list[int]] = {}
         for i, s in enumerate(scored):
             contexts.setdefault(s.context, []).append(i)
+        return contexts
+
+    def micro_batches(self, scored: list[Scored]) -> list[list[int]]:
+        """Row indices in micro-batches, each of one teacher context, longest first inside a
+        context (less padding)."""
         size, out = self.cfg.micro_batch, []
-        for rows in contexts.values():
+        for rows in self._by_context(scored).values():
             rows = sorted(rows, key=lambda i: -len(scored[i].student_ids))
             out += [rows[start:start + size] for start in range(0, len(rows), size)]
         return out
@@ -198,10 +210,10 @@ class Distiller:
         """The teacher's shared prefix per context and the student's for all rows (each run once)."""
         precision = self._scoring_precision if autocast else contextlib.nullcontext
         teacher = {}
-        for context in dict.fromkeys(s.context for s in scored):
-            rows = [s for s in scored if s.context == context]
+        for context, rows in self._by_context(scored).items():
             with torch.no_grad(), self.teacher(), precision():
-                teacher[context] = self.shared_prefix([s.teacher_ids for s in rows], [s.response_len for s in rows])
+                teacher[context] = self.shared_prefix([scored[i].teacher_ids for i in rows],
+                                                      [scored[i].response_len for i in rows])
         with precision():
             student = self.shared_prefix([s.student_ids for s in scored], [s.response_len for s in scored])
         return teacher, student
@@ -268,11 +280,7 @@ class Distiller:
         teacher_prefixes, student_prefix = self.shared_prefixes(scored, autocast=False)
         for rows in self.micro_batches(scored):
             chunk = [scored[i] for i in rows]
-            lens = [s.response_len for s in chunk]
-            with self.teacher():
-                t_logits, _ = self.response_logits([s.teacher_ids for s in chunk], lens,
-                                                   teacher_prefixes[chunk[0].context])
-            s_logits, mask = self.response_logits([s.student_ids for s in chunk], lens, student_prefix)
+            t_logits, s_logits, mask = self.pair_logits(chunk, teacher_prefixes[chunk[0].context], student_prefix)
             _, stats = full_reverse_kl(s_logits, t_logits, mask, self.cfg.temperature)
             n = int(mask.sum())
             total += stats["reverse_kl"] * n
