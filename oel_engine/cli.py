@@ -7,6 +7,7 @@ work between two turns, keeps what was finished, and exits with code 130.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import signal
 import sys
 from contextlib import contextmanager
@@ -317,6 +318,7 @@ def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
 # -- OEL rounds ------------------------------------------------------------------------------------
 
 ExperienceFileOpt = typer.Option(None, "--experience", help="an experience file: the teacher's context instead of extracted experience (see examples/lessons/)")
+TeacherContextOpt = typer.Option(None, "--teacher-context", help="experience (the method) or trajectories (the paper's raw-game baseline)")
 PresetOpt = typer.Option("demo", "--preset", help="demo (CPU, embedded model) or paper (GPU, reference settings)")
 RunOpt = typer.Option(..., "--run", help="run name (created if new, resumed if it exists)")
 
@@ -360,6 +362,8 @@ def loop(
     rounds: int = typer.Option(2, "--rounds", help="OEL rounds to run (a resumed run may add more)"),
     run: str = RunOpt,
     experience: Optional[Path] = ExperienceFileOpt,
+    teacher_context: Optional[str] = TeacherContextOpt,
+    loss: Optional[str] = typer.Option(None, "--loss", help="topk (reference), full, or offpolicy (baseline)"),
     model: str = ModelOpt,
     device: str = DeviceOpt,
     thinking: bool = ThinkOpt,
@@ -375,6 +379,9 @@ def loop(
     game_config = _game_config(game, size, holes, room, boxes, max_turns)
     model_config = ModelConfig(model=model, device=device, thinking=thinking, allow_download=allow_download)
     config = build(preset, game_config, model_config, rounds)
+    changes = {k: v for k, v in (("teacher_context", teacher_context), ("loss", loss)) if v is not None}
+    if changes:
+        config = replace(config, consolidation=replace(config.consolidation, **changes)).validate()
     engine = _engine(saves)
     with _working(engine, run, config, json_out) as (session, view, stop):
         if experience is not None:
@@ -437,6 +444,7 @@ def consolidate(
     loss: Optional[str] = typer.Option(None, "--loss", help="topk (reference), full, or offpolicy (baseline)"),
     steps: Optional[int] = typer.Option(None, "--steps", help="optimizer steps T"),
     experience: Optional[Path] = ExperienceFileOpt,
+    teacher_context: Optional[str] = TeacherContextOpt,
     json_out: bool = JsonOpt,
     saves: Optional[Path] = SavesOpt,
 ):
@@ -445,13 +453,13 @@ def consolidate(
 
     with _working(_engine(saves), run, None, json_out) as (session, view, stop):
         r = session.current_round
-        session.override("consolidation", loss=loss, steps=steps)
+        session.override("consolidation", loss=loss, steps=steps, teacher_context=teacher_context)
         if experience is not None:
             session.use_experience_file(experience)
         session.run("consolidate", view, stop)
         steps_done = consolidation_steps(session.report().metrics, r)
         adapter = str(session.art.adapter_dir(r))
-        source = session.art.experience_source(r)
+        source = session.runner().ctx.context_source(r)
     summary = {"run": run, "round": r, "steps": len(steps_done), "adapter": adapter, "experience_source": source,
                "first_loss": steps_done[0].loss if steps_done else None,
                "last_loss": steps_done[-1].loss if steps_done else None}
@@ -467,6 +475,30 @@ def consolidate(
     out.print(table)
     out.print(f"Teacher's context: {source}")
     out.print(f"Adapter: {summary['adapter']}")
+
+
+@app.command()
+def fork(
+    run: str = typer.Option(..., "--run", help="the run to copy (only read)"),
+    name: str = typer.Option(..., "--as", help="name of the new run"),
+    round_index: int = typer.Option(0, "--round", help="the round whose consolidation changes"),
+    loss: Optional[str] = typer.Option(None, "--loss", help="topk, full or offpolicy"),
+    teacher_context: Optional[str] = TeacherContextOpt,
+    learning_rate: Optional[float] = typer.Option(None, "--lr", help="LoRA learning rate"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="optimizer steps T (collects its games again)"),
+    saves: Optional[Path] = SavesOpt,
+):
+    """A new run with the same games and experience as RUN and other consolidation settings (an
+    ablation): only what the change affects is run again. Then `oel loop --run NAME`."""
+    from .fork import fork_run, redone_stages
+    from .storage import saves_root
+
+    settings = {k: v for k, v in (("loss", loss), ("teacher_context", teacher_context),
+                                  ("learning_rate", learning_rate), ("steps", steps)) if v is not None}
+    fork_run(saves_root(saves), run, name, round_index, **settings)
+    redo = ", ".join(sorted(redone_stages(settings))) if settings else ""
+    out.print(f"Run '{name}' is a copy of '{run}' with {settings}; round {round_index} will redo: {redo}.")
+    out.print(f"Run it with: oel loop --run {name}")
 
 
 @app.command()

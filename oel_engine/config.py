@@ -166,6 +166,11 @@ class ConsolidationConfig:
     native bf16 run it tens of times slower. `bf16` or `off` force the choice."""
     checkpoint_every: int = 1
     """Save the adapter and optimizer state every this many steps (the resume points)."""
+    teacher_context: str = "experience"
+    """What the teacher (and the in-context evaluation) reads: `experience` (the extracted items,
+    the method) or `trajectories` (the paper's baseline: the games the extraction run played up to
+    the same step, as the extractor saw them: the newest whole games that fit the experience token
+    budget, in the order they were played)."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,8 @@ class LoopConfig:
             problems.append("extraction format must be structured or unstructured")
         if c.loss not in ("topk", "full", "offpolicy"):
             problems.append("loss must be topk, full or offpolicy")
+        if c.teacher_context not in ("experience", "trajectories"):
+            problems.append("teacher context must be experience or trajectories")
         if c.autocast not in ("auto", "bf16", "off"):
             problems.append("autocast must be auto, bf16 or off")
         if problems:

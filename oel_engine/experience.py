@@ -81,6 +81,28 @@ def trajectory_text(episode: Episode) -> str:
     return "\n\n".join(lines)
 
 
+def trajectories_context(episodes: list[Episode], budget_tokens: int, count_tokens) -> str:
+    """Raw games as a teacher's context (the paper's baseline for extracted experience): the newest
+    whole games whose text fits in `budget_tokens`, oldest first; if even the newest does not fit,
+    its end (where the result is) cut to the budget."""
+    texts = [f"Game {i + 1}:\n{trajectory_text(e)}" for i, e in enumerate(episodes)]
+    kept: list[str] = []
+    for text in reversed(texts):
+        if count_tokens("\n\n".join([text] + kept)) > budget_tokens:
+            break
+        kept.insert(0, text)
+    if kept or not texts:
+        return "\n\n".join(kept)
+    newest, low, high = texts[-1], 0, len(texts[-1])
+    while low < high:  # the shortest cut from the front that fits
+        middle = (low + high) // 2
+        if count_tokens(newest[middle:]) > budget_tokens:
+            low = middle + 1
+        else:
+            high = middle
+    return newest[low:]
+
+
 def extraction_prompt(episode: Episode, previous: str | None, fmt: str = "structured") -> list[dict]:
     """The extractor's chat prompt for one trajectory."""
     if fmt == "structured":

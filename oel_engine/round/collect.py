@@ -68,7 +68,7 @@ def build_data(ctx: RoundContext, r: int) -> list[dict]:
     if ctx.art.data_file(r).exists():
         return ctx.art.read_data(r)
     experiences = ctx.consolidation_experiences(r)
-    source = ctx.art.experience_source(r)
+    source = ctx.context_source(r)
     rng = random.Random(stream_seed(ctx.cfg.seed, r, "experience-pick"))
     records = []
     for e in sorted(collected_games(ctx, r), key=lambda e: e.episode_id):

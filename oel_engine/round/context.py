@@ -9,6 +9,7 @@ from ..artifacts import RunArtifacts
 from ..config import LoopConfig, SamplingConfig
 from ..errors import OelError
 from ..events import EventSink, StopFlag, ignore
+from ..experience import trajectories_context
 from ..metrics import MetricsLog
 from ..model.lm import LanguageModel
 from ..policies import ModelPolicy
@@ -68,8 +69,27 @@ class RoundContext:
         return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def consolidation_experiences(self, r: int) -> list[str]:
+        """The K teacher contexts of round r (the in-context evaluation reads the same ones)."""
         x = self.cfg.extraction
+        if self.cfg.consolidation.teacher_context == "trajectories":
+            return [self.raw_trajectories(r, k) for k in range(x.runs)]
         return self.art.experiences_for_consolidation(r, x.runs, x.consolidation_step, x.format)
+
+    def raw_trajectories(self, r: int, run: int) -> str:
+        """Extraction run `run`'s games up to the experience step, cut to the experience budget."""
+        x = self.cfg.extraction
+        step = x.consolidation_step
+        games = self.store.episodes(where=lambda row: row.get("stage") == "extract" and row.get("round") == r
+                                    and row.get("episode_id", "").startswith(f"r{r}-extract-run{run}-step"))
+        games = sorted((e for e in games if 1 <= e.tags.get("step", 0) <= step), key=lambda e: e.tags["step"])
+        if len(games) < step:
+            raise OelError(f"round {r} has {len(games)} of {step} extraction games for run {run}: run extraction first")
+        return trajectories_context(games, x.budget_tokens, self.count_tokens)
+
+    def context_source(self, r: int) -> str:
+        if self.cfg.consolidation.teacher_context == "trajectories":
+            return "raw trajectories"
+        return self.art.experience_source(r)
 
     def games_events(self, label: str) -> EventSink:
         """Events of the games inside a stage, under their own label (a second progress bar)."""
