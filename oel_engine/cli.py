@@ -104,7 +104,7 @@ class ProgressView:
             else:
                 self.tasks[event.stage] = self.progress.add_task(event.stage, total=event.total, detail=event.detail)
         elif isinstance(event, ProgressEvent) and event.stage in self.tasks:
-            self.progress.update(self.tasks[event.stage], completed=event.done, detail=event.detail[:50])
+            self.progress.update(self.tasks[event.stage], completed=event.done, total=event.total, detail=event.detail[:50])
         elif isinstance(event, StageFinished) and event.stage in self.tasks:
             self.progress.update(self.tasks[event.stage], detail=f"done in {event.seconds:.0f} s")
 
@@ -294,6 +294,55 @@ def evaluate_cmd(
 
 
 @app.command()
+def ood(
+    model: str = ModelOpt,
+    adapter: Optional[str] = AdapterOpt,
+    samples: int = typer.Option(3, "--samples", help="sampling seeds (0, 1, ...): the spread over them is printed"),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
+    batch: int = BatchOpt,
+    device: str = DeviceOpt,
+    thinking: bool = ThinkOpt,
+    allow_download: bool = DownloadOpt,
+    json_out: bool = JsonOpt,
+):
+    """Instruction following, offline: 120 IFEval-like prompts with programmatic checks. Prints
+    prompt-level strict accuracy (every instruction of a prompt followed), mean and spread over seeds."""
+    from .metrics import mean_sd
+    from .model.loader import load_language_model
+    from .ood.probe import OOD_SAMPLING, load_prompts, run_probe
+
+    if samples < 1 or max_new_tokens < 1:
+        raise OelError("--samples and --max-new-tokens must be at least 1")
+    prompts = load_prompts()
+    config = _model_config(model, adapter, device, thinking, allow_download, batch)
+    lm = load_language_model(config, status=_status)
+    stop = StopFlag()
+    label = "instruction probe"
+    with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
+        view(StageStarted(label, 0, f"{len(prompts)} prompts x {samples} seed(s)"))
+        try:
+            scores = run_probe(lm, list(range(samples)), replace(OOD_SAMPLING, max_new_tokens=max_new_tokens), prompts,
+                               stop, on_batch=lambda done, total: view(ProgressEvent(label, done, total)))
+        except Stopped:
+            console.print("[yellow]Stopped: nothing scored.[/]")
+            raise typer.Exit(130)
+    accuracy, spread = mean_sd(s.accuracy for s in scores)
+    per_instruction, _ = mean_sd(s.instruction_accuracy for s in scores)
+    summary = {"model": lm.name, "adapter": adapter, "prompts": len(prompts), "samples": samples,
+               "accuracy": round(accuracy, 4), "accuracy_std": round(spread, 4),
+               "instruction_accuracy": round(per_instruction, 4),
+               "per_seed": [round(s.accuracy, 4) for s in scores],
+               "mean_response_tokens": round(mean_sd(s.mean_response_tokens for s in scores)[0], 1)}
+    if json_out:
+        print(json.dumps(summary))
+        return
+    out.print(f"{lm.name}{' + ' + adapter if adapter else ''}: prompt-level strict accuracy "
+              f"{accuracy:.1%} ± {spread:.1%} over {samples} seed(s) (per seed: "
+              f"{', '.join(f'{a:.1%}' for a in summary['per_seed'])}); instructions followed {per_instruction:.1%}; "
+              f"{summary['mean_response_tokens']:.0f} tokens per answer")
+
+
+@app.command()
 def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
     """List saved runs."""
     engine = _engine(saves)
@@ -364,6 +413,8 @@ def loop(
     experience: Optional[Path] = ExperienceFileOpt,
     teacher_context: Optional[str] = TeacherContextOpt,
     loss: Optional[str] = typer.Option(None, "--loss", help="topk (reference), full, or offpolicy (baseline)"),
+    seed: int = typer.Option(0, "--seed", help="root of the run's random streams (repeat a run with other seeds for its spread)"),
+    ood_samples: Optional[int] = typer.Option(None, "--ood", help="seeds of the instruction-following probe on the base and every consolidated model (0: off)"),
     model: str = ModelOpt,
     device: str = DeviceOpt,
     thinking: bool = ThinkOpt,
@@ -380,8 +431,10 @@ def loop(
     model_config = ModelConfig(model=model, device=device, thinking=thinking, allow_download=allow_download)
     config = build(preset, game_config, model_config, rounds)
     changes = {k: v for k, v in (("teacher_context", teacher_context), ("loss", loss)) if v is not None}
-    if changes:
-        config = replace(config, consolidation=replace(config.consolidation, **changes)).validate()
+    config = replace(config, seed=seed, consolidation=replace(config.consolidation, **changes))
+    if ood_samples is not None:
+        config = replace(config, evaluation=replace(config.evaluation, ood_samples=ood_samples))
+    config = config.validate()
     engine = _engine(saves)
     with _working(engine, run, config, json_out) as (session, view, stop):
         if experience is not None:

@@ -90,6 +90,12 @@ class EvalConfig:
     probe: bool = True
     """Also read the move-probability probe (`good_move_prob`) on the held-out maps' start states,
     with the same prompt as the evaluation's games (one forward pass per map)."""
+    ood_samples: int = 0
+    """Run the instruction-following probe (`oel ood`: 120 IFEval-like prompts) on the base model
+    and on every consolidated model with this many sampling seeds, the same seeds for each model
+    (0: off; about 2 minutes per seed on a 2-core CPU with the embedded model)."""
+    ood_max_new_tokens: int = 256
+    """Longest answer in the instruction-following probe."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,8 @@ class LoopConfig:
             problems.append("extraction format must be structured or unstructured")
         if c.loss not in ("topk", "full", "offpolicy"):
             problems.append("loss must be topk, full or offpolicy")
+        if not 0 <= self.evaluation.ood_samples <= 9 or self.evaluation.ood_max_new_tokens < 1:
+            problems.append("instruction probe seeds must be 0-9 and its answers at least 1 token")
         if c.teacher_context not in ("experience", "trajectories"):
             problems.append("teacher context must be experience or trajectories")
         if c.autocast not in ("auto", "bf16", "off"):

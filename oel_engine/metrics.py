@@ -22,6 +22,7 @@ class Phase(StrEnum):
     CONSOLIDATE = "consolidate"  # one optimizer step
     STAGE = "stage"  # a finished stage: seconds and peak memory
     PRECISION = "precision"  # what the precision choices (consolidation, sampling) were based on
+    OOD = "ood"  # one pass of the instruction-following probe (one sampling seed)
 
 
 class EvalKind(StrEnum):
@@ -198,8 +199,21 @@ class PrecisionChoice(Record):
         return self.float32_seconds / self.bf16_seconds
 
 
+@dataclass(kw_only=True)
+class OodSample(Record):
+    """The instruction-following probe (oel_engine.ood) on one model with one sampling seed."""
+
+    PHASE = Phase.OOD
+    kind: str = EvalKind.BASE  # base, or consolidated (round r's consolidated model)
+    sample: int = 0
+    accuracy: float = 0.0  # prompt-level strict accuracy
+    instruction_accuracy: float = 0.0
+    prompts: int = 0
+    mean_response_tokens: float = 0.0
+
+
 RECORD_TYPES = {t.PHASE.value: t for t in (EvalSample, EvalSummary, CurvePoint, ExtractStep, CollectSummary,
-                                          ConsolidateStep, StageTime, PrecisionChoice)}
+                                          ConsolidateStep, StageTime, PrecisionChoice, OodSample)}
 
 
 def parse_record(d: dict) -> Record | None:

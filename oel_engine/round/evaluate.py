@@ -6,9 +6,12 @@ prompt (no sampling involved, so it is read once per distinct experience and reu
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..config import eval_seeds
 from ..evaluation import episode_metrics
-from ..metrics import EvalKind, EvalSample, EvalSummary
+from ..events import Progress, StageStarted
+from ..metrics import EvalKind, EvalSample, EvalSummary, OodSample
 from ..probe import ProbeResult, held_out_probe, start_states
 from ..rollout import games_over_maps, play_episodes
 from .context import RoundContext
@@ -88,6 +91,28 @@ class Evaluate(Stage):
         return self.probed[experience]
 
     def finish(self, ctx: RoundContext, r: int) -> dict:
+        if self.kind != EvalKind.IN_CONTEXT and ctx.cfg.evaluation.ood_samples:
+            self._ood(ctx, r)
         samples = sorted(ctx.metrics().of(EvalSample, round=r, kind=self.kind), key=lambda s: s.sample)
         ctx.store.add_metrics(EvalSummary.of_samples(r, self.kind, samples))
         return {}
+
+    def _ood(self, ctx: RoundContext, r: int) -> None:
+        """The instruction-following probe on this stage's model, one record per seed (seeds
+        0..n-1 for every model, so base and consolidated are compared on the same streams)."""
+        from ..ood.probe import OOD_SAMPLING, run_probe
+
+        ev = ctx.cfg.evaluation
+        done = {s.sample for s in ctx.metrics().of(OodSample, round=r, kind=self.kind)}
+        todo = [s for s in range(ev.ood_samples) if s not in done]
+        if not todo:
+            return
+        label = f"{self.name} instruction probe"
+        ctx.on_event(StageStarted(label, 0, f"{len(todo)} seed(s)"))
+        sampling = replace(OOD_SAMPLING, max_new_tokens=ev.ood_max_new_tokens)
+        for seed in todo:  # one record per seed: a stop loses at most the seed being answered
+            [score] = run_probe(ctx.lm, [seed], sampling, stop=ctx.stop,
+                                on_batch=lambda done, total: ctx.on_event(Progress(label, done, total)))
+            ctx.store.add_metrics(OodSample(round=r, kind=self.kind, sample=seed, accuracy=score.accuracy,
+                                            instruction_accuracy=score.instruction_accuracy, prompts=score.prompts,
+                                            mean_response_tokens=score.mean_response_tokens))
