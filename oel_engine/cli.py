@@ -531,6 +531,45 @@ def consolidate(
 
 
 @app.command()
+def report(
+    run: str = typer.Option(..., "--run", help="the run to report (read only; it may be running)"),
+    compare: Optional[list[str]] = typer.Option(None, "--compare", help="other runs to set beside it (repeat)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="folder (default: saves/RUN/report)"),
+    saves: Optional[Path] = SavesOpt,
+):
+    """Write saves/RUN/report/report.md with PNG charts: pass rate, legal moves, good-move
+    probability and response length per round, the in-context curve, the training curves, the
+    experience the teacher read and the settings."""
+    from .storage import saves_root
+
+    root = saves_root(saves)
+    if compare:
+        from .run_report import write_comparison
+
+        target = write_comparison([root / run, *[root / c for c in compare]], out_dir or root / run / "report")
+    else:
+        from .run_report import write_report
+
+        target = write_report(root / run, out_dir)
+    out.print(f"Report: {target}")
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: list[str] = typer.Argument(..., help="two or more run names"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="folder (default: saves/compare-<first run>)"),
+    saves: Optional[Path] = SavesOpt,
+):
+    """Several runs side by side (ablations): one table and one chart per metric."""
+    from .run_report import write_comparison
+    from .storage import saves_root
+
+    root = saves_root(saves)
+    target = write_comparison([root / r for r in runs], out_dir or root / f".compare-{runs[0]}")
+    out.print(f"Comparison: {target}")
+
+
+@app.command()
 def fork(
     run: str = typer.Option(..., "--run", help="the run to copy (only read)"),
     name: str = typer.Option(..., "--as", help="name of the new run"),
