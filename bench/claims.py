@@ -8,6 +8,9 @@ background with its log in a file.
 
     python bench/claims.py > bench/claims.log 2>&1 &          # demo scale, embedded model (~2-3 h)
     python bench/claims.py --report-only                      # rewrite docs/results.md from the runs
+    # two cores, two workers (each runs a main run before its forks):
+    OMP_NUM_THREADS=1 python bench/claims.py --worker 1/2 > bench/claims-1.log 2>&1 &
+    OMP_NUM_THREADS=1 python bench/claims.py --worker 2/2 > bench/claims-2.log 2>&1 &
     python bench/claims.py --model Qwen/Qwen3-1.7B --preset paper --saves gpu-claims   # a GPU user's recipe
 """
 
@@ -64,6 +67,23 @@ def matrix(seeds: list[int], games: list[str], ood: int) -> list[Cell]:
     return cells
 
 
+def share(cells: list[Cell], worker: int, workers: int) -> list[Cell]:
+    """Worker `worker` (1-based) of `workers`: a run goes with its forks (they need its round), and
+    the groups are dealt in matrix order to the least loaded worker (a round of a main run
+    weighs about two of a fork's), so each worker's share is the same whoever computes it."""
+    groups: list[list[Cell]] = []
+    for cell in cells:
+        source = next((g for g in groups if g[0].name == cell.fork_of), None)
+        (source.append(cell) if source is not None else groups.append([cell]))
+    weight = lambda c: c.rounds * (2 if c.fork_of is None and c.role == "main" else 1)
+    loads, shares = [0] * workers, [[] for _ in range(workers)]
+    for group in groups:
+        least = loads.index(min(loads))
+        loads[least] += sum(weight(c) for c in group)
+        shares[least] += group
+    return shares[worker - 1]
+
+
 def finished(saves: Path, cell: Cell) -> bool:
     from oel_engine.runs import summarize_run
 
@@ -111,6 +131,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     ap.add_argument("--cells", default="", help="only these runs, in this order (comma-separated names): "
                     "to split the matrix between workers, e.g. two with OMP_NUM_THREADS=1 each")
+    ap.add_argument("--worker", default="", metavar="K/N",
+                    help="this worker's share of the matrix, e.g. 1/2 and 2/2 in two processes, "
+                    "each with OMP_NUM_THREADS=1 on a 2-core machine")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     saves = Path(args.saves)
@@ -130,6 +153,10 @@ def main() -> None:
             random_baseline(game, saves, 32, 8)
         by_name = {c.name: c for c in cells}
         todo = [by_name[n] for n in args.cells.split(",")] if args.cells else cells
+        if args.worker:
+            k, n = (int(x) for x in args.worker.split("/"))
+            todo = share(todo, k, n)
+            log(f"worker {k}/{n}: {', '.join(c.name for c in todo)}")
         for cell in todo:
             if finished(saves, cell):
                 continue

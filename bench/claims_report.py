@@ -384,12 +384,31 @@ def _hardware(m: Matrix) -> list[str]:
     from oel_engine.precision import cpu_description
 
     seconds = {name: sum(t.seconds for t in run.log.of(StageTime)) for name, run in m.runs.items()}
-    text = f"Measured on: {cpu_description()}."
+    text = f"Measured on: {cpu_description()}." + _precisions(m)
     if seconds:
         longest = max(seconds, key=seconds.get)
         text += (f" The {len(seconds)} runs made took {sum(seconds.values()) / 3600:.1f} h of work in all "
                  f"(stage times; longest {longest}, {seconds[longest] / 60:.0f} min).")
     return [text, ""]
+
+
+def _precisions(m: Matrix) -> str:
+    """Which dtype sampling (and the probes) and training used, over every made run: a run's
+    readings depend on it, so a mixed matrix says so."""
+    from oel_engine.metrics import PrecisionChoice
+
+    seen: dict[str, dict[str, set[str]]] = {}
+    for name, run in m.runs.items():
+        for p in run.log.of(PrecisionChoice):
+            seen.setdefault(p.use, {}).setdefault(p.choice, set()).add(name)
+    parts = []
+    for use in sorted(seen):
+        choices = seen[use]
+        if len(choices) == 1:
+            parts.append(f"{use} in {next(iter(choices))} in every run")
+        else:
+            parts.append(f"{use} mixed: " + "; ".join(f"{c} in {', '.join(sorted(runs))}" for c, runs in sorted(choices.items())))
+    return f" Precision: {', '.join(parts)}." if parts else ""
 
 
 def _cells(m: Matrix, model: str, preset: str) -> list[str]:

@@ -90,3 +90,36 @@ def test_results_from_a_partial_matrix(saves, tmp_path):
     assert "results/claim-a-frozenlake-curve.png" in charts and "results/claim-c-frozenlake-rounds.png" in charts
     for chart in charts:
         assert (out.parent / chart).read_bytes()[:8] == PNG
+
+
+def test_the_precision_line_says_when_runs_differ():
+    from types import SimpleNamespace
+
+    from claims_report import _precisions
+    from oel_engine.metrics import PrecisionChoice
+
+    def run(*choices):
+        records = [PrecisionChoice(use=use, choice=choice) for use, choice in choices]
+        return SimpleNamespace(log=SimpleNamespace(of=lambda cls: [r for r in records if isinstance(r, cls)]))
+
+    same = SimpleNamespace(runs={"a": run(("sampling", "bf16")), "b": run(("sampling", "bf16"))})
+    assert _precisions(same) == " Precision: sampling in bf16 in every run."
+    mixed = SimpleNamespace(runs={"a": run(("sampling", "bf16"), ("consolidation", "float32")),
+                                  "b": run(("sampling", "float32"), ("consolidation", "float32"))})
+    assert _precisions(mixed) == (" Precision: consolidation in float32 in every run, "
+                                  "sampling mixed: bf16 in a; float32 in b.")
+    assert _precisions(SimpleNamespace(runs={})) == ""
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_workers_share_the_matrix_with_forks_after_their_source(workers):
+    cells = claims.matrix([0, 1, 2], ["frozenlake", "sokoban"], ood=1)
+    shares = [claims.share(cells, k, workers) for k in range(1, workers + 1)]
+    assert sorted(c.name for s in shares for c in s) == sorted(c.name for c in cells)
+    for s in shares:
+        names = [c.name for c in s]
+        for i, c in enumerate(s):
+            if c.fork_of is not None:
+                assert c.fork_of in names[:i]
+    if workers == 2:
+        assert all(len(s) >= 5 for s in shares)  # neither worker is left idle
