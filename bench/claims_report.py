@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from oel_engine.fileio import atomic_write_text
-from oel_engine.metrics import EvalKind, mean_sd
+from oel_engine.metrics import EvalKind, OodSample, mean_sd
 from oel_engine.plots import grouped_bars, lines
 from oel_engine.run_data import RunData
 
@@ -56,7 +56,7 @@ class Comparison:
     a: dict[int, float | None] = field(default_factory=dict)
     b: dict[int, float | None] = field(default_factory=dict)
     percent: bool = True
-    a_se: dict[int, float | None] = field(default_factory=dict)  # the probe's error over maps, per seed
+    a_se: dict[int, float | None] = field(default_factory=dict)  # the error over the maps or prompts, per seed
     b_se: dict[int, float | None] = field(default_factory=dict)
 
     def map_se(self) -> float:
@@ -130,7 +130,20 @@ def evaluated(r: int, kind: str, key: str) -> Callable[[RunData], float | None]:
     def read(run: RunData) -> float | None:
         summary = run.evaluation(r, kind)
         return None if summary is None else getattr(summary, key, None)
-    read.se_reader = evaluated(r, kind, "good_move_prob_se") if key == "good_move_prob" else None
+    read.se_reader = (evaluated(r, kind, "good_move_prob_se") if key == "good_move_prob" else
+                      games_se(r, kind) if key == "pass_rate" else None)
+    return read
+
+
+def binomial_se(rate: float, n: int) -> float | None:
+    return math.sqrt(rate * (1 - rate) / n) if n > 0 else None
+
+
+def games_se(r: int, kind: str) -> Callable[[RunData], float | None]:
+    """A pass rate's error over the games it counts (held-out maps x sampling seeds)."""
+    def read(run: RunData) -> float | None:
+        summary = run.evaluation(r, kind)
+        return None if summary is None else binomial_se(summary.pass_rate, summary.episodes * summary.samples)
     return read
 
 
@@ -138,6 +151,13 @@ def probed(r: int, kind: str) -> Callable[[RunData], float | None]:
     def read(run: RunData) -> float | None:
         found = run.ood(r, kind)
         return found[0] if found else None
+
+    def error(run: RunData) -> float | None:
+        """Over the probe's prompts: every seed reads the same prompts, often with the same sampling seed."""
+        samples = {o.sample: o for o in run.log.of(OodSample, round=r, kind=kind)}.values()
+        found = run.ood(r, kind)
+        return binomial_se(found[0], sum(o.prompts for o in samples)) if found else None
+    read.se_reader = error
     return read
 
 
@@ -337,9 +357,10 @@ def write_results(saves: Path, cells, out: Path, model: str, preset: str, log=pr
            "Each comparison pairs two policies seed by seed (a run per seed: same seed, same held-out maps) and "
            "takes the difference, positive where the paper's claim says it should be. The difference's mean ± "
            "standard error over seeds decides: **holds** if mean − 2 se > 0, **does not hold** if mean + 2 se < 0, "
-           f"otherwise **{UNSURE}**. For the good-move probability the seeds read the same held-out "
-           "maps with the same prompts, so their spread understates the error: the standard error over the maps "
-           f"(both sides' errors combined, as if independent) is used when larger. **{UNSURE}** is also the verdict when both sides are 0% on every seed "
+           f"otherwise **{UNSURE}**. Every seed reads the same held-out maps (and the instruction probe the "
+           "same prompts), so the spread over a few seeds can understate the error: the standard error over "
+           "the maps or prompts (binomial for a pass rate or a probe accuracy; both sides' errors combined, "
+           f"as if independent) is used when larger. **{UNSURE}** is also the verdict when both sides are 0% on every seed "
            "(a pass rate at the floor cannot move). Pass rates are over the held-out maps × sampling seeds "
            "of each evaluation; the good-move probability is the model's probability of a move on a shortest "
            "path at the start of each held-out map (read after \"[\"), a far more sensitive reading than "

@@ -123,3 +123,22 @@ def test_workers_share_the_matrix_with_forks_after_their_source(workers):
                 assert c.fork_of in names[:i]
     if workers == 2:
         assert all(len(s) >= 5 for s in shares)  # neither worker is left idle
+
+
+def test_probe_and_pass_rate_errors_count_their_prompts_and_games(saves):
+    """Seeds that read the same prompts can agree exactly: the error over the prompts still counts."""
+    import math
+
+    from claims_report import Matrix, comparisons
+    from oel_engine.metrics import OodSample
+
+    m = Matrix(saves, claims.matrix([0, 1], ["frozenlake"], ood=1))
+    probe = next(c for c in comparisons(m) if c.claim == "e" and c.b_name == "base" and "round 1" in c.a_name)
+    run = RunData.load(saves / "fl-main-s0")
+    prompts = sum(o.prompts for o in run.log.of(OodSample, round=0, kind=EvalKind.BASE))
+    base = run.ood(0, EvalKind.BASE)[0]
+    assert prompts > 0 and probe.b_se[0] == pytest.approx(math.sqrt(base * (1 - base) / prompts))
+    passes = next(c for c in comparisons(m) if c.claim == "c" and c.metric == "pass_rate")
+    summary = run.evaluation(0, EvalKind.BASE)
+    n = summary.episodes * summary.samples
+    assert passes.b_se[0] == pytest.approx(math.sqrt(summary.pass_rate * (1 - summary.pass_rate) / n))
