@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -404,7 +405,15 @@ def _hardware(m: Matrix) -> list[str]:
     from oel_engine.metrics import StageTime
     from oel_engine.precision import cpu_description
 
-    seconds = {name: sum(t.seconds for t in run.log.of(StageTime)) for name, run in m.runs.items()}
+    def own(name: str, run: RunData) -> float:
+        """A fork's log holds the stages it copied from its source: those are the source's work."""
+        times = Counter((t.round, t.stage, t.seconds) for t in run.log.of(StageTime))
+        source = next((c.fork_of for c in m.cells if c.name == name), None)
+        if source in m.runs:
+            times -= Counter((t.round, t.stage, t.seconds) for t in m.runs[source].log.of(StageTime))
+        return sum(key[2] * n for key, n in times.items())
+
+    seconds = {name: own(name, run) for name, run in m.runs.items()}
     text = f"Measured on: {cpu_description()}." + _precisions(m)
     if seconds:
         longest = max(seconds, key=seconds.get)

@@ -142,3 +142,20 @@ def test_probe_and_pass_rate_errors_count_their_prompts_and_games(saves):
     summary = run.evaluation(0, EvalKind.BASE)
     n = summary.episodes * summary.samples
     assert passes.b_se[0] == pytest.approx(math.sqrt(summary.pass_rate * (1 - summary.pass_rate) / n))
+
+
+def test_run_time_counts_a_forks_copied_stages_once():
+    from types import SimpleNamespace
+
+    from claims_report import _hardware
+    from oel_engine.metrics import StageTime
+
+    def run(*stages):
+        records = [StageTime(round=0, stage=name, seconds=s) for name, s in stages]
+        return SimpleNamespace(log=SimpleNamespace(of=lambda cls: [r for r in records if isinstance(r, cls)]))
+
+    cells = claims.matrix([0], ["frozenlake"], ood=1)
+    runs = {"fl-main-s0": run(("eval_base", 600.0), ("consolidate", 1200.0)),
+            "fl-offpolicy-s0": run(("eval_base", 600.0), ("consolidate", 3000.0))}  # its own consolidation only
+    text = _hardware(SimpleNamespace(runs=runs, cells=cells))[0]
+    assert "took 1.3 h of work in all" in text and "longest fl-offpolicy-s0, 50 min" in text
