@@ -3,11 +3,12 @@
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from oel_engine.fork import fork_run
-from oel_engine.metrics import EvalKind
+from oel_engine.metrics import EvalKind, MetricsLog
 from oel_engine.run_data import RunData
 
 from .test_ablations import run_rounds
@@ -18,6 +19,11 @@ import claims  # noqa: E402
 from claims_report import FAILS, HOLDS, UNSURE, Comparison, verdict, write_results  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def logged(*records):
+    """A stand-in run holding just these metrics records."""
+    return SimpleNamespace(log=MetricsLog(list(records)))
 
 
 @pytest.mark.parametrize("diffs,floor,expected", [
@@ -93,14 +99,11 @@ def test_results_from_a_partial_matrix(saves, tmp_path):
 
 
 def test_the_precision_line_says_when_runs_differ():
-    from types import SimpleNamespace
-
     from claims_report import _precisions
     from oel_engine.metrics import PrecisionChoice
 
     def run(*choices):
-        records = [PrecisionChoice(use=use, choice=choice) for use, choice in choices]
-        return SimpleNamespace(log=SimpleNamespace(of=lambda cls: [r for r in records if isinstance(r, cls)]))
+        return logged(*(PrecisionChoice(use=use, choice=choice) for use, choice in choices))
 
     same = SimpleNamespace(runs={"a": run(("sampling", "bf16")), "b": run(("sampling", "bf16"))})
     assert _precisions(same) == " Precision: sampling in bf16 in every run."
@@ -145,14 +148,11 @@ def test_probe_and_pass_rate_errors_count_their_prompts_and_games(saves):
 
 
 def test_run_time_counts_a_forks_copied_stages_once():
-    from types import SimpleNamespace
-
     from claims_report import _hardware
     from oel_engine.metrics import StageTime
 
     def run(*stages):
-        records = [StageTime(round=0, stage=name, seconds=s) for name, s in stages]
-        return SimpleNamespace(log=SimpleNamespace(of=lambda cls: [r for r in records if isinstance(r, cls)]))
+        return logged(*(StageTime(round=0, stage=name, seconds=s) for name, s in stages))
 
     cells = claims.matrix([0], ["frozenlake"], ood=1)
     runs = {"fl-main-s0": run(("eval_base", 600.0), ("consolidate", 1200.0)),
