@@ -162,11 +162,25 @@ def probed(r: int, kind: str) -> Callable[[RunData], float | None]:
     return read
 
 
-def last_round(key: str, kind: str = EvalKind.CONSOLIDATED) -> Callable[[RunData], float | None]:
-    def read(run: RunData) -> float | None:
+def at_last_round(reader_at: Callable[[int], Callable[[RunData], float | None]]) -> Callable[[RunData], float | None]:
+    """`reader_at(r)` at the run's last round, with that reader's error over maps, games or prompts."""
+    def reader(run: RunData):
         rounds = run.rounds()
-        return evaluated(rounds[-1], kind, key)(run) if rounds else None
+        return reader_at(rounds[-1]) if rounds else None
+
+    def read(run: RunData) -> float | None:
+        found = reader(run)
+        return found(run) if found else None
+
+    def error(run: RunData) -> float | None:
+        se_reader = getattr(reader(run), "se_reader", None)
+        return se_reader(run) if se_reader else None
+    read.se_reader = error
     return read
+
+
+def last_round(key: str, kind: str = EvalKind.CONSOLIDATED) -> Callable[[RunData], float | None]:
+    return at_last_round(lambda r: evaluated(r, kind, key))
 
 
 def curve_end(run: RunData) -> float | None:
@@ -232,9 +246,7 @@ def comparisons(m: Matrix) -> list[Comparison]:
     return out
 
 
-def probed_last(run: RunData) -> float | None:
-    rounds = run.rounds()
-    return probed(rounds[-1], EvalKind.CONSOLIDATED)(run) if rounds else None
+probed_last = at_last_round(lambda r: probed(r, EvalKind.CONSOLIDATED))
 
 
 CLAIMS = {

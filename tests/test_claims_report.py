@@ -159,3 +159,26 @@ def test_run_time_counts_a_forks_copied_stages_once():
             "fl-offpolicy-s0": run(("eval_base", 600.0), ("consolidate", 3000.0))}  # its own consolidation only
     text = _hardware(SimpleNamespace(runs=runs, cells=cells))[0]
     assert "took 1.3 h of work in all" in text and "longest fl-offpolicy-s0, 50 min" in text
+
+
+def test_a_last_round_reading_keeps_its_error(saves):
+    """Read at the run's last round, the probe and the pass rate still bring their error over prompts and games."""
+    import math
+
+    from claims_report import Matrix, comparisons
+    from oel_engine.metrics import OodSample
+
+    m = Matrix(saves, claims.matrix([0, 1], ["frozenlake"], ood=1))
+    run = RunData.load(saves / "fl-main-s0")
+    last = run.rounds()[-1]
+    assert last == 1
+    probe = next(c for c in comparisons(m) if c.claim == "e" and "last round" in c.a_name)
+    prompts = sum(o.prompts for o in run.log.of(OodSample, round=last, kind=EvalKind.CONSOLIDATED))
+    accuracy = run.ood(last, EvalKind.CONSOLIDATED)[0]
+    assert prompts > 0 and probe.a_se[0] == pytest.approx(math.sqrt(accuracy * (1 - accuracy) / prompts))
+
+    from claims_report import last_round
+    summary = run.evaluation(last, EvalKind.CONSOLIDATED)
+    n = summary.episodes * summary.samples
+    error = last_round("pass_rate").se_reader(run)
+    assert error == pytest.approx(math.sqrt(summary.pass_rate * (1 - summary.pass_rate) / n))
