@@ -84,6 +84,17 @@ def share(cells: list[Cell], worker: int, workers: int) -> list[Cell]:
     return shares[worker - 1]
 
 
+def worker_of(text: str) -> tuple[int, int]:
+    """"K/N" with 1 <= K <= N, for --worker."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N such as 1/2, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"worker {k} of {n}: K must be between 1 and N")
+    return k, n
+
+
 def finished(saves: Path, cell: Cell) -> bool:
     from oel_engine.runs import summarize_run
 
@@ -131,7 +142,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     ap.add_argument("--cells", default="", help="only these runs, in this order (comma-separated names): "
                     "to split the matrix between workers, e.g. two with OMP_NUM_THREADS=1 each")
-    ap.add_argument("--worker", default="", metavar="K/N",
+    ap.add_argument("--worker", type=worker_of, default=None, metavar="K/N",
                     help="this worker's share of the matrix, e.g. 1/2 and 2/2 in two processes, "
                     "each with OMP_NUM_THREADS=1 on a 2-core machine")
     ap.add_argument("--report-only", action="store_true")
@@ -154,7 +165,7 @@ def main() -> None:
         by_name = {c.name: c for c in cells}
         todo = [by_name[n] for n in args.cells.split(",")] if args.cells else cells
         if args.worker:
-            k, n = (int(x) for x in args.worker.split("/"))
+            k, n = args.worker
             todo = share(todo, k, n)
             log(f"worker {k}/{n}: {', '.join(c.name for c in todo)}")
         for cell in todo:

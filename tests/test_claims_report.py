@@ -182,3 +182,11 @@ def test_a_last_round_reading_keeps_its_error(saves):
     n = summary.episodes * summary.samples
     error = last_round("pass_rate").se_reader(run)
     assert error == pytest.approx(math.sqrt(summary.pass_rate * (1 - summary.pass_rate) / n))
+
+
+
+@pytest.mark.parametrize("text", ["3/2", "0/2", "x", "1-2", "1/2/3"])
+def test_a_bad_worker_share_is_refused(text):
+    with pytest.raises(claims.argparse.ArgumentTypeError):
+        claims.worker_of(text)
+    assert claims.worker_of("2/3") == (2, 3)
