@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from .agents import AgentChoice, choices_for
 from .artifacts import FILE_RUN, PERSON_RUN, RunArtifacts
 from .config import GameConfig, LoopConfig, ModelConfig, SamplingConfig
 from .errors import OelError
@@ -88,6 +89,7 @@ class Engine:
         self.saves = Path(saves)
         self.lm = None
         self._random = RandomPolicy(0)
+        self._adapters = None  # a run's round adapters on self.lm while Play uses one (RoundAdapters)
 
     # -- runs (reading) -----------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class Engine:
         from .model.loader import load_language_model
 
         self.lm = load_language_model(model, status=status)
+        self._adapters = None
         return self.lm.name
 
     def ensure_model(self, model: ModelConfig, status: Status = _quiet):
@@ -149,9 +152,49 @@ class Engine:
         g.reset(seed)
         return g
 
-    def agent_move(self, game: Game, sampling: SamplingConfig) -> AgentMove:
-        """One move by the loaded model (its current weights), or a random legal move without one."""
-        request = TurnRequest(("tui", game.seed), turn_messages(game.player_description, game.messages),
+    def agent_choices(self, run: str | None) -> list[AgentChoice]:
+        """Who can play on the Play screen: the base, every finished round's model, and the
+        teacher when the run has experience or lessons (read now: a round that has just finished
+        elsewhere is listed)."""
+        if not run or not (self.saves / run).is_dir():
+            return choices_for(None, 0, False)
+        with RunStore(self.saves, run, readonly=True) as store:
+            adapters = len(RunArtifacts(store).adapters())
+        return choices_for(run, adapters, self.teacher_context(run) is not None)
+
+    def use_agent(self, agent: AgentChoice | None, status: Status = _quiet) -> str | None:
+        """Make the loaded weights `agent`'s (the run's base model, loaded if another is, with its
+        round adapters switched on as the choice says). Returns the experience its prompt reads."""
+        if agent is None or agent.run is None:
+            return None
+        from .model.loader import restore_base
+        from .model.round_adapters import RoundAdapters
+
+        store, config = open_loop_run(self.saves, agent.run, None, readonly=True)
+        try:
+            folders, run_key = RunArtifacts(store).adapters(), str(store.path.resolve())
+        finally:
+            store.close()
+        lm = self.ensure_model(config.model, status)
+        if self._adapters is None or self._adapters.lm is not lm:
+            self._adapters = RoundAdapters(lm)
+        if lm.merged != (None, 0):  # a stage in this process merged rounds in, or an --adapter: the base first
+            self._adapters.release()
+            status("Reloading the base model...")
+            restore_base(lm, status)
+        self._adapters.select(run_key, folders, agent.rounds)
+        return self.teacher_context(agent.run) if agent.teacher else None
+
+    def release_agents(self) -> None:
+        """The plain base weights back in the loaded model (before a stage or a merge uses it)."""
+        if self._adapters is not None:
+            self._adapters.release()
+
+    def agent_move(self, game: Game, sampling: SamplingConfig, agent: AgentChoice | None = None) -> AgentMove:
+        """One move by `agent` (default: the loaded model as it is), or a random legal move
+        when no model is loaded and no run's model is asked for."""
+        experience = self.use_agent(agent)
+        request = TurnRequest(("tui", game.seed), turn_messages(game.player_description, game.messages, experience),
                               game.board(), game.legal_moves(), game.turns)
         if self.lm is None:
             return AgentMove(self._random.act([request])[0].text)
@@ -214,11 +257,13 @@ class Engine:
         result = held_out_probe(self.lm, start_states(game, episodes), experience, stop)
         return {**result.summary(), "good_move_prob_std": 0.0}
 
-    def move_probs(self, game: Game, experience: str | None = None):
-        """The probe on the current state of `game`: (student, teacher or None, good moves).
-        Without a model, the student is a random legal-move player's uniform choice."""
+    def move_probs(self, game: Game, experience: str | None = None, agent: AgentChoice | None = None):
+        """The probe on the current state of `game` with `agent`'s weights (default: the loaded
+        model as it is): (student: the plain prompt, teacher: `experience` inserted, or None; good
+        moves). Without a model, the student is a random legal-move player's uniform choice."""
         from .probe import MoveProbe, state_of, uniform_legal
 
+        self.use_agent(agent)
         state = state_of(game)
         if self.lm is None:
             return uniform_legal([state])[0], None, state.good
@@ -326,6 +371,7 @@ class RunSession:
 
         from .live import live_writer
 
+        self.engine.release_agents()  # stages merge rounds into the plain weights, never into Play's stack
         lm = self.engine.ensure_model(self.config.model, self.status)
         on_event = live_writer(self.store.path, on_event)  # where the run is, for readers elsewhere
         return RoundRunner(self.store, self.config, lm, on_event=on_event, stop=stop, status=self.status)

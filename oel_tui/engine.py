@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Protocol
 
+from oel_engine.agents import AgentChoice
 from oel_engine.config import GameConfig, LoopConfig, ModelConfig, SamplingConfig
 from oel_engine.events import Event, StopFlag
 from oel_engine.games import Game
@@ -32,7 +33,9 @@ class EngineService(Protocol):
 
     def new_game(self, game: GameConfig, seed: int) -> Game: ...
 
-    def agent_move(self, game: Game, sampling: SamplingConfig) -> AgentMove: ...
+    def agent_choices(self, run: str | None) -> list[AgentChoice]: ...
+
+    def agent_move(self, game: Game, sampling: SamplingConfig, agent: AgentChoice | None = None) -> AgentMove: ...
 
     def open_run(self, name: str, config: LoopConfig | None) -> RunReport: ...
 
@@ -46,7 +49,7 @@ class EngineService(Protocol):
 
     def add_item(self, name: str, text: str) -> ItemView: ...
 
-    def move_probs(self, game: Game, experience: str | None) -> tuple: ...
+    def move_probs(self, game: Game, experience: str | None, agent: AgentChoice | None = None) -> tuple: ...
 
     def teacher_context(self, name: str) -> str | None: ...
 
@@ -55,4 +58,4 @@ class EngineService(Protocol):
     def episode(self, name: str, episode_id: str) -> Episode: ...
 
 
-__all__ = ["AgentMove", "EngineService", "EpisodeRow", "ItemView", "LocalEngine", "RunReport", "RunView"]
+__all__ = ["AgentChoice", "AgentMove", "EngineService", "EpisodeRow", "ItemView", "LocalEngine", "RunReport", "RunView"]

@@ -26,6 +26,7 @@ class FakeEngine:
         self.release = threading.Event()  # a stage waits on it, so tests can act mid-job
         self.stage_calls = []
         self.human_games = []  # (run, episode) saved by save_human_game
+        self.rounds_done = 0  # finished rounds: each is one more model in Play's picker
 
     def runs(self):
         return [RunSummary("demo", self.saves / "demo", "frozenlake", "fake", "today", 3, 1, 0.1)]
@@ -47,8 +48,17 @@ class FakeEngine:
         g.reset(seed)
         return g
 
-    def agent_move(self, game, sampling):
-        return AgentMove("I go [right]", 4)
+    def agent_choices(self, run):
+        from oel_engine.agents import choices_for
+
+        return choices_for(run, self.rounds_done, bool(self.teacher_context(run))) if run else choices_for(None, 0, False)
+
+    def agent_move(self, game, sampling, agent=None):
+        """The base answers [right]; each finished round's model answers [down]; the teacher says so."""
+        self.moves_by = getattr(self, "moves_by", []) + [agent]
+        if agent is None or agent.rounds == 0 and not agent.teacher:
+            return AgentMove("I go [right]", 4)
+        return AgentMove(f"{'teacher' if agent.teacher else 'round'}: [down]", 3)
 
     def open_run(self, name, config):
         return RunView(name, config or LoopConfig(preset="demo"), MetricsLog.from_dicts(self.metrics), 0)
@@ -88,12 +98,14 @@ class FakeEngine:
     def teacher_context(self, name):
         return "\n".join(f"- EXPERIENCE ITEM: {i.text}" for i in self.items if i.enabled) or None
 
-    def move_probs(self, game, experience):
-        """Canned probabilities that depend on the state (turn) and on the experience."""
+    def move_probs(self, game, experience, agent=None):
+        """Canned probabilities that depend on the experience and on the model: each finished
+        round moves 0.1 from up to down."""
         from oel_engine.games.solve import good_moves
         from oel_engine.probe import MoveProbs
 
-        student = MoveProbs({"up": 0.4, "down": 0.1, "left": 0.4, "right": 0.1}, mass=0.5)
+        shift = 0.1 * (agent.rounds if agent is not None else 0)
+        student = MoveProbs({"up": 0.4 - shift, "down": 0.1 + shift, "left": 0.4, "right": 0.1}, mass=0.5)
         teacher = MoveProbs({"up": 0.05, "down": 0.45, "left": 0.05, "right": 0.45}) if experience else None
         self.probed = getattr(self, "probed", 0) + 1
         return student, teacher, good_moves(game.board())

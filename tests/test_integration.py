@@ -94,7 +94,7 @@ async def test_tui_end_to_end_embedded_model_plays(tmp_path):
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.screen.agent_game.turns == 1
-        assert "agent said:" in app.screen.query_one("#agent-log").text()
+        assert "agent said:" in app.screen.agent_a.log_view.text()
 
 
 def test_a_shipped_lesson_moves_the_probe_on_the_embedded_model(smollm):

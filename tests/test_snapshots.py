@@ -10,8 +10,10 @@ from .fake_engine import FakeEngine
 FIXED = Path("/nonexistent/saves")  # the fake engine never touches it; keeps the SVGs stable
 
 
-def app(game="frozenlake"):
-    return OelApp(engine=FakeEngine(FIXED), settings=Settings(game=GameConfig(name=game), run="demo"))
+def app(game="frozenlake", rounds_done=0):
+    engine = FakeEngine(FIXED)
+    engine.rounds_done = rounds_done
+    return OelApp(engine=engine, settings=Settings(game=GameConfig(name=game), run="demo"))
 
 
 def test_start_screen(snap_compare):
@@ -20,6 +22,10 @@ def test_start_screen(snap_compare):
 
 def test_play_screen_frozenlake(snap_compare):
     assert snap_compare(app(), press=["2", "right", "down"], terminal_size=(100, 30))
+
+
+def test_play_screen_versus(snap_compare):
+    assert snap_compare(app(rounds_done=1), press=["2", "v", "space"], terminal_size=(100, 30))
 
 
 def test_play_screen_sokoban(snap_compare):

@@ -1,6 +1,8 @@
 """Pilot tests of every screen, driven by a fake engine (no torch)."""
 
 
+import pytest
+
 from oel_engine.config import GameConfig
 from oel_tui.app import OelApp, Settings
 from oel_tui.widgets.board import BoardView
@@ -52,12 +54,12 @@ async def test_play_screen_person_and_agent_on_the_same_map(tmp_path):
         assert screen.agent_game.board() == screen.human_game.board()
         await pilot.press("right")  # the person moves
         assert screen.human_game.turns == 1
-        assert screen.query_one("#human-board", BoardView).board.player == (0, 1)
+        assert screen.human.query_one(BoardView).board.player == (0, 1)
         await pilot.press("space")  # the agent moves (in a worker)
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert screen.agent_game.turns == 1
-        assert "action: [right]" in screen.query_one("#agent-log").text()
+        assert "action: [right]" in screen.agent_a.log_view.text()
         await pilot.press("n")
         assert screen.seed == 1 and screen.human_game.turns == 0
 
@@ -173,9 +175,9 @@ async def test_play_screen_shows_move_probabilities_every_agent_turn(tmp_path):
         await pilot.press("2")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        bars = app.screen.query_one("#move-bars")
-        student, teacher, good = bars.shown
-        assert student.probs["up"] == 0.4 and teacher.probs["down"] == 0.45  # the run has experience
+        bars = app.screen.agent_a.bars
+        columns, good = bars.shown
+        assert columns["student"].probs["up"] == 0.4 and columns["teacher"].probs["down"] == 0.45  # the run has experience
         assert good == ["right"]  # seed 0: going down ends beside a hole in the bottom row
         rendered = plain(bars)
         assert "right ✓" in rendered and "down  ✓" not in rendered
@@ -196,8 +198,8 @@ async def test_play_screen_without_experience_shows_the_student_alone(tmp_path):
         await pilot.press("2")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        student, teacher, _ = app.screen.query_one("#move-bars").shown
-        assert teacher is None and "no teacher" in plain(app.screen.query_one("#move-bars"))
+        columns, _ = app.screen.agent_a.bars.shown
+        assert list(columns) == ["student"] and "no teacher" in plain(app.screen.agent_a.bars)
 
 
 async def add_lesson(app, pilot, text: str):
@@ -268,3 +270,88 @@ async def test_experience_items_show_their_square_brackets(tmp_path):
         table = await add_lesson(app, pilot, "Answer [down] or [right].")
         shown = "".join(segment.text for segment in table.render_line(3))  # header, then 3 rows
         assert "Answer [down] or [right]." in shown
+
+
+async def settle(app, pilot, times: int = 3):
+    """Let background jobs (a move, then the probe it triggers) finish and the screen catch up."""
+    for _ in range(times):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def test_the_picker_changes_the_bars_and_the_agents_answers(tmp_path):
+    from oel_engine.agents import AgentChoice
+
+    app = make_app(tmp_path)
+    app.engine.rounds_done = 2
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("2")
+        await settle(app, pilot)
+        screen = app.screen
+        assert screen.agent_a.choice == AgentChoice("demo", 0)
+        assert screen.agent_a.bars.shown[0]["student"].probs["up"] == 0.4
+        await pilot.press("m")
+        await pilot.pause()
+        assert [c.key for c in app.screen.choices] == ["base", "round-0", "round-1", "teacher"]
+        await pilot.press("down", "down", "enter")  # round 1
+        await settle(app, pilot)
+        assert screen.agent_a.choice == AgentChoice("demo", 2)
+        assert "round 1 (consolidated)" in str(screen.agent_a.query_one(".side-title").render())
+        assert screen.agent_a.bars.shown[0]["student"].probs["up"] == pytest.approx(0.2)  # the round's own reading
+        await pilot.press("space")
+        await settle(app, pilot)
+        assert app.engine.moves_by[-1] == AgentChoice("demo", 2)
+        assert "round 1 said: round: [down]" in screen.agent_a.log_view.text()
+        assert screen.agent_game.board().player == (1, 0)
+
+
+async def test_a_round_that_finishes_joins_the_picker(tmp_path):
+    from oel_tui.follow import POLL_SECONDS
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("2")
+        await settle(app, pilot)
+        assert [c.key for c in app.screen.choices] == ["base", "teacher"]
+        app.engine.rounds_done = 1  # a round finished in another process
+        await pilot.pause(POLL_SECONDS + 0.5)
+        assert [c.key for c in app.screen.choices] == ["base", "round-0", "teacher"]
+        assert "round 0" in str(app.screen.query_one("#play-title").render())
+        assert any("round 0 (consolidated) is ready" in str(n.message) for n in app._notifications)
+
+
+async def test_versus_steps_both_agents_on_the_same_map_with_their_own_tallies(tmp_path):
+    from oel_engine.agents import AgentChoice
+
+    app = make_app(tmp_path)
+    app.engine.rounds_done = 1
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("2")
+        await settle(app, pilot)
+        screen = app.screen
+        await pilot.press("v")
+        await settle(app, pilot)
+        assert screen.versus and screen.agent_b.display and not screen.human.display
+        a, b = screen.agent_a, screen.agent_b
+        assert (a.choice, b.choice) == (AgentChoice("demo", 0), AgentChoice("demo", 1))  # base against the newest
+        assert a.game.board() == b.game.board()
+        assert list(a.bars.shown[0]) == ["base"] and list(b.bars.shown[0]) == ["round 0"]
+        await pilot.press("right")  # the person's keys do nothing in versus
+        assert screen.human_game.turns == 0
+        for _ in range(8):  # both play until both games end
+            if a.game.done and b.game.done:
+                break
+            await pilot.press("space")
+            await settle(app, pilot)
+        assert a.game.done and b.game.done
+        assert a.game.board().player == (0, 2) and b.game.board().player == (2, 0)  # right, right / down, down
+        for panel in (a, b):  # seed 0: two legal moves, then two into the wall end the game
+            assert (panel.tally.games, panel.tally.wins, panel.tally.turns, panel.tally.legal) == (1, 0, 4, 2)
+            assert "0/1 won (0%), 2/4 legal (50%), 4.0 turns/game" in str(panel.query_one(".status").render())
+        await pilot.press("n")  # both on the next map; the tallies stay
+        await settle(app, pilot)
+        assert a.game.seed == b.game.seed == 1 and a.game.turns == b.game.turns == 0
+        assert a.tally.games == b.tally.games == 1
+        await pilot.press("v")  # the person's board is back
+        assert screen.human.display and not screen.agent_b.display
+

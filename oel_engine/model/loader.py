@@ -146,6 +146,16 @@ def load_language_model(cfg: ModelConfig, status: Callable[[str], None] | None =
     return lm
 
 
+def restore_base(lm, status: Callable[[str], None] | None = None) -> None:
+    """Put the plain base weights back into `lm` (merged rounds or an --adapter dropped) by
+    loading them again: a merge cannot be undone exactly."""
+    from dataclasses import replace
+
+    fresh = load_language_model(replace(lm.config, adapter=None), status=status)
+    lm.use_weights(fresh.model)
+    lm.merged = (None, 0)
+
+
 def _apply_adapter(model, adapter: str):
     path = Path(adapter).expanduser()
     if not (path / "adapter_config.json").is_file():

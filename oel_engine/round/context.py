@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ..artifacts import RunArtifacts
@@ -44,12 +44,10 @@ class RoundContext:
 
         owner, merged = self.lm.merged
         if merged and (owner != self.run_key or merged > round_index):
-            from ..model.loader import load_language_model
+            from ..model.loader import restore_base
 
             self.status(f"Reloading the base model to get round {round_index}'s starting policy...")
-            fresh = load_language_model(replace(self.lm.config, adapter=None), status=self.status)
-            self.lm.use_weights(fresh.model)
-            self.lm.merged = (None, 0)
+            restore_base(self.lm, self.status)
             merged = 0
         while merged < round_index:
             folder = self.art.adapter_dir(merged)

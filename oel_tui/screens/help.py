@@ -17,13 +17,19 @@ Everywhere
 Start
   Tab moves between fields; Enter on a run row selects it; L loads the model; N creates the run
 
-Play (the agent's board and yours, same map)
-  arrows or W A S D   your move          space   agent step
-  r   run / pause the agent              + / -   faster / slower
-  n   next map
+Play (an agent and you on the same map, or two agents: versus)
+  arrows or W A S D   your move          space   agent step (both agents in versus)
+  r   run / pause the agents             + / -   faster / slower
+  n   next map (every board)             v       versus: a second agent where your board was
+  m   who plays the agent's board (the first board in versus)      b   who plays the second board
+  The models to pick: the run's base, each finished round's consolidated model (its round
+  adapters switched on one base), and the teacher (the newest model with the run's experience
+  in its prompt). A round that finishes joins the list. Under each board, its tally: wins,
+  legal moves and turns over the maps played.
   Bars under the agent's board: the probability the model gives each move on this state, read
   after "[" in one forward pass. student = no experience in the prompt; teacher = the same
-  weights with the run's experience. ✓ marks the good moves (start of a shortest safe path).
+  weights with the run's experience. In versus each board shows the reading it plays with.
+  ✓ marks the good moves (start of a shortest safe path).
 
 Experience
   up/down choose an item   e enable/disable   Enter edit   n write a new lesson   f refresh

@@ -1,49 +1,31 @@
-"""Play: the agent's board and yours on the same map, side by side. Under the agent's board,
-the move probabilities the model gives the current state, without (student) and with (teacher)
-the run's experience in its prompt, read after every agent turn."""
+"""Play: an agent and you on the same map, or two agents side by side (versus).
+
+Any model of the run can play: the base, any finished round's consolidated model, or the teacher
+(the newest model with the run's experience in its prompt); `m` picks the first agent's, `b` the
+second's. Under each agent's board, the move probabilities it gives the current state, read
+after every turn. Versus (`v`) puts a second agent where your board was: by default the base
+against the newest round, each with its own tally of wins, legal moves and turns.
+"""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, RichLog, Static
+from textual.widgets import Footer, Header, Static
 
 from oel_engine.actions import parse_action
+from oel_engine.agents import AgentChoice, newest
+from oel_engine.config import EVAL_SEED_BASE
 
+from ..follow import POLL_SECONDS
 from ..messages import WorkFinished
-from ..widgets.board import BoardView
-from ..widgets.move_bars import MoveBars
+from ..widgets.player_panel import AgentPanel, PlayerPanel, Tally
+from .pick_model import PickModel
 
-KEY_MOVES = {"up": "up", "down": "down", "left": "left", "right": "right", "w": "up", "a": "left", "s": "down", "d": "right"}
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)  # seconds between agent moves while running
-
-
-class Score:
-    def __init__(self) -> None:
-        self.games = self.wins = 0
-
-    def add(self, won: bool) -> None:
-        self.games += 1
-        self.wins += int(won)
-
-    def __str__(self) -> str:
-        rate = self.wins / self.games if self.games else 0.0
-        return f"{self.games} games, {self.wins} wins ({rate:.0%})"
-
-
-class MoveLog(RichLog, can_focus=False):
-    """A wrapping log that never takes focus: arrows and WASD belong to the person's board."""
-
-    def __init__(self, **kwargs):
-        super().__init__(wrap=True, markup=False, highlight=False, min_width=20, **kwargs)
-
-    def write_line(self, text: str) -> None:
-        self.write(text)
-
-    def text(self) -> str:
-        return "\n".join(strip.text for strip in self.lines)
+STAGE_JOBS = ("round", "extract", "collect", "consolidate", "evaluate", "teach")
 
 
 class PlayScreen(Screen):
@@ -53,6 +35,9 @@ class PlayScreen(Screen):
         Binding("plus,equals_sign", "faster", "Faster", show=False),
         Binding("minus", "slower", "Slower", show=False),
         Binding("n", "next_map", "Next map"),
+        Binding("m", "pick('a')", "Model"),
+        Binding("b", "pick('b')", "2nd model"),
+        Binding("v", "toggle_versus", "Versus"),
         Binding("up,w", "move('up')", "Up", show=False),
         Binding("down,s", "move('down')", "Down", show=False),
         Binding("left,a", "move('left')", "Left", show=False),
@@ -61,144 +46,274 @@ class PlayScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.agent_score, self.human_score = Score(), Score()
         self.running = False
+        self.versus = False
         self.speed_index = 2
         self._timer = None
         self._probe_pending = False
+        self.run_name: str | None = None
+        self.choices: list[AgentChoice] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static("", id="play-title")
         with Horizontal(id="boards"):
-            with Vertical(classes="side", id="agent-side"):
-                yield Static("Agent", classes="side-title")
-                yield BoardView(id="agent-board")
-                yield Static("", id="agent-status", classes="status")
-                yield MoveBars("", id="move-bars")
-                yield MoveLog(id="agent-log")
-            with Vertical(classes="side", id="human-side"):
-                yield Static("You (arrows or WASD)", classes="side-title")
-                yield BoardView(id="human-board")
-                yield Static("", id="human-status", classes="status")
-                yield MoveLog(id="human-log")
+            yield AgentPanel("Agent", AgentChoice(None), id="agent-a")
+            yield PlayerPanel("You (arrows or WASD)", id="human")
+            yield AgentPanel("Agent B", AgentChoice(None), id="agent-b")
         yield Static("", id="score")
         yield Footer()
 
+    @property
+    def agent_a(self) -> AgentPanel:
+        return self.query_one("#agent-a", AgentPanel)
+
+    @property
+    def agent_b(self) -> AgentPanel:
+        return self.query_one("#agent-b", AgentPanel)
+
+    @property
+    def human(self) -> PlayerPanel:
+        return self.query_one("#human", PlayerPanel)
+
+    # the first agent's and the person's games, by the names the rest of the app knows
+    @property
+    def agent_game(self):
+        return self.agent_a.game
+
+    @property
+    def human_game(self):
+        return self.human.game
+
+    def agents(self) -> list[AgentPanel]:
+        """The agents on screen: the first, and the second in versus."""
+        return [self.agent_a, self.agent_b] if self.versus else [self.agent_a]
+
     def on_mount(self) -> None:
         self.seed = self.app.settings.seed
+        self.agent_b.display = False
+        self.follow_run()
+        self.set_interval(POLL_SECONDS, self.watch_rounds)
+
+    def on_screen_resume(self) -> None:
+        if self.app.settings.run != self.run_name:
+            self.follow_run()
+        else:
+            self.watch_rounds()
+
+    # -- which models play ----------------------------------------------------------------------
+
+    def read_choices(self) -> list[AgentChoice]:
+        try:
+            return self.app.engine.agent_choices(self.app.settings.run)
+        except Exception:  # an unreadable run: the loaded model still plays
+            return [AgentChoice(None)]
+
+    def follow_run(self) -> None:
+        """The run changed (or the screen opened): its base plays first, the newest round second."""
+        self.run_name = self.app.settings.run
+        self.choices = self.read_choices()
+        self.set_choice(self.agent_a, self.choices[0], restart=False)
+        self.set_choice(self.agent_b, newest(self.choices), restart=False)
+        self.new_games()
+
+    def watch_rounds(self) -> None:
+        """A round that finished (here or in a process the app follows) joins the picker."""
+        if self.app.settings.run != self.run_name or self.app.jobs.current in STAGE_JOBS:
+            return
+        before = {c.key for c in self.choices}
+        self.choices = self.read_choices()
+        fresh = [c for c in self.choices if c.key not in before and not c.teacher]
+        if fresh and before:
+            self.notify(f"{fresh[-1].label} is ready: press m (or b in versus) to let it play.", title="New model")
+        self.refresh_title()
+
+    def set_choice(self, panel: AgentPanel, choice: AgentChoice, restart: bool = True) -> None:
+        changed = panel.choice != choice
+        panel.choice = choice
+        if changed:
+            panel.tally = Tally()  # a tally belongs to one model
+        name = "Agent B" if panel is self.agent_b else "Agent A" if self.versus else "Agent"
+        panel.set_title(f"{name}: {self.describe(choice)}")
+        if restart:
+            self.new_games()
+
+    def describe(self, choice: AgentChoice) -> str:
+        if choice.run is None:
+            return self.app.engine.model_name() or "random agent (no model loaded)"
+        return choice.label
+
+    def action_pick(self, side: str) -> None:
+        panel = self.agent_b if side == "b" else self.agent_a
+        self.choices = self.read_choices()
+
+        def chosen(choice: AgentChoice | None) -> None:
+            if choice is not None:
+                self.set_choice(panel, choice)
+
+        label = "the second board" if side == "b" else "the first board" if self.versus else "the agent's board"
+        self.app.push_screen(PickModel(label, self.choices, panel.choice), chosen)
+
+    def action_toggle_versus(self) -> None:
+        self.versus = not self.versus
+        self.agent_b.display = self.versus
+        self.human.display = not self.versus
+        if self.versus and self.agent_b.choice.run != self.run_name:
+            self.agent_b.choice = newest(self.choices)
+        for panel in (self.agent_a, self.agent_b):
+            self.set_choice(panel, panel.choice, restart=False)
+        self.new_games()
+
+    def open_versus(self, first: AgentChoice, second: AgentChoice, seed: int) -> None:
+        """Two given models on map `seed` (after a teaching round: the base against the taught model)."""
+        if self.app.settings.run != self.run_name:
+            self.follow_run()
+        self.choices = self.read_choices()
+        self.versus = False
+        self.action_toggle_versus()
+        self.seed = seed
+        self.set_choice(self.agent_a, first, restart=False)
+        self.set_choice(self.agent_b, second, restart=False)
         self.new_games()
 
     # -- games ----------------------------------------------------------------------------------
 
     def new_games(self) -> None:
         engine, game = self.app.engine, self.app.settings.game
-        self.agent_game = engine.new_game(game, self.seed)
-        self.human_game = engine.new_game(game, self.seed)
-        self.query_one("#agent-board", BoardView).board = self.agent_game.board()
-        self.query_one("#human-board", BoardView).board = self.human_game.board()
-        for side in ("agent", "human"):
-            self.query_one(f"#{side}-log", MoveLog).write_line(f"-- map seed {self.seed}: {game.label()} --")
+        heading = f"-- map seed {self.seed}: {game.label()} --"
+        for panel in (self.agent_a, self.agent_b, self.human):
+            panel.start(engine.new_game(game, self.seed), heading)
         self.refresh_status()
         self.request_probe()
+
+    def refresh_title(self) -> None:
+        run = self.app.settings.run
+        keys = "m / b" if self.versus else "m"
+        if run is None:
+            text = "No run chosen: the model loaded on Start plays (pick or create a run on Start to compare rounds)."
+        else:
+            models = ", ".join(c.short for c in self.choices)
+            text = f"Run {run}: {len(self.choices)} model(s) to pick from ({keys}): {models}.  v: versus"
+        self.query_one("#play-title", Static).update(text)
+
+    def refresh_status(self) -> None:
+        for panel in (self.agent_a, self.agent_b, self.human):
+            panel.refresh_status()
+        held_out = " (a held-out map)" if self.seed >= EVAL_SEED_BASE else ""
+        state = f"running every {SPEEDS[self.speed_index]:g} s" if self.running else "paused"
+        self.query_one("#score", Static).update(f"Map seed {self.seed}{held_out}   agents {state}")
+        self.refresh_title()
+        self.app.refresh_bindings()
 
     # -- the move-probability probe ---------------------------------------------------------------
 
     def request_probe(self) -> None:
-        """Read the move probabilities of the agent's current state in the background."""
-        game = self.agent_game
-        bars = self.query_one("#move-bars", MoveBars)
-        if game.done:
-            bars.message("Game over: press n (or space) for the next map.")
+        """Read the move probabilities of each agent's current state in the background."""
+        waiting = []
+        for panel in self.agents():
+            if panel.game.done:
+                panel.bars.message("Game over: press n (or space) for the next map.")
+            else:
+                waiting.append((panel, panel.game, panel.game.turns, panel.choice))
+        if not waiting:
             self._probe_pending = False
             return
         busy_with = self.app.jobs.current
         if busy_with is not None:
             self._probe_pending = True
             if busy_with not in ("probe", "agent-move"):
-                bars.message(f"The model is busy ({busy_with}); move probabilities show when it is free.")
+                for panel, *_ in waiting:
+                    panel.bars.message(f"The model is busy ({busy_with}); move probabilities show when it is free.")
             return
         self._probe_pending = False
-        engine, run, turn = self.app.engine, self.app.settings.run, game.turns
+        engine, run = self.app.engine, self.app.settings.run
 
         def work(on_event, stop):
             experience = None
             if run:
                 try:
                     experience = engine.teacher_context(run)
-                except Exception:  # an unreadable run: show the student alone
+                except Exception:  # an unreadable run: show the agents alone
                     experience = None
-            student, teacher, good = engine.move_probs(game, experience)
-            self.app.call_from_thread(self._show_probe, game, turn, student, teacher, good, experience is not None)
+            for panel, game, turn, choice in waiting:
+                if stop.is_set():
+                    return
+                student, teacher, good = engine.move_probs(game, experience, choice)
+                self.app.call_from_thread(self._show_probe, panel, game, turn, choice, student, teacher, good)
 
         self.app.jobs.start("probe", work)
 
-    def _show_probe(self, game, turn, student, teacher, good, has_experience) -> None:
-        if game is not self.agent_game or game.turns != turn:
-            return  # the board moved on while the model was reading it
-        if self.app.engine.model_name() is None:
-            note = "No model loaded: a random agent (uniform over legal moves)."
-        elif not has_experience and not self.app.settings.run:
-            note = "No run chosen, so no experience: no teacher to show."
-        elif not has_experience:
-            note = "No experience in this run yet: no teacher to show."
+    def _show_probe(self, panel: AgentPanel, game, turn, choice, student, teacher, good) -> None:
+        if game is not panel.game or game.turns != turn or choice != panel.choice:
+            return  # the board (or the model) moved on while the model was reading it
+        if choice.teacher and teacher is None:
+            teacher = student  # the run lost its experience since the choice: the teacher reads nothing
+        playing = teacher if choice.teacher else student
+        if self.versus:
+            columns, note = [(choice.short, playing)], ""
         else:
-            note = "Teacher: the same weights, the run's experience in the prompt."
-        self.query_one("#move-bars", MoveBars).show(student, teacher, good, note)
+            columns = [("teacher" if choice.teacher else "student", playing)]
+            other = student if choice.teacher else teacher
+            if other is not None:
+                columns.append(("student" if choice.teacher else "teacher", other))
+            note = self._probe_note(choice, other is not None)
+        panel.bars.show(columns, good, note)
 
-    def refresh_status(self) -> None:
-        def status(game):
-            if game.done:
-                return ("WON" if game.success else "lost") + f": {game.reason}"
-            return f"turn {game.turns + 1} of {game.max_turns}"
-
-        self.query_one("#agent-status", Static).update(status(self.agent_game))
-        self.query_one("#human-status", Static).update(status(self.human_game))
-        model = self.app.engine.model_name() or "random agent (no model loaded)"
-        state = f"running every {SPEEDS[self.speed_index]:g} s" if self.running else "paused"
-        self.query_one("#score", Static).update(
-            f"Agent [{model}]: {self.agent_score}   You: {self.human_score}   seed {self.seed}   {state}")
-        self.app.refresh_bindings()
+    def _probe_note(self, choice: AgentChoice, compared: bool) -> str:
+        if choice.run is None and self.app.engine.model_name() is None:
+            return "No model loaded: a random agent (uniform over legal moves)."
+        if not self.app.settings.run:
+            return "No run chosen, so no experience: no teacher to show."
+        if not compared:
+            return "No experience in this run yet: no teacher to show."
+        if choice.teacher:
+            return "Teacher: these weights with the run's experience in the prompt; student: without it."
+        return "Teacher: the same weights, the run's experience in the prompt."
 
     # -- the person -------------------------------------------------------------------------------
 
     def action_move(self, direction: str) -> None:
-        if self.human_game.done:
+        game = self.human.game
+        if self.versus or game.done:
             return
-        result = self.human_game.step(f"[{direction}]")
-        self.query_one("#human-board", BoardView).board = result.board
-        self.query_one("#human-log", MoveLog).write_line(f"you: [{direction}] -> {first_line(result.feedback)}")
+        result = game.step(f"[{direction}]")
+        self.human.record_turn(result)
+        self.human.log_view.write_line(f"you: [{direction}] -> {first_line(result.feedback)}")
         if result.done:
-            self.human_score.add(self.human_game.success)
-            self.app.save_human_game(self.human_game)
+            self.app.save_human_game(game)
         self.refresh_status()
 
-    # -- the agent --------------------------------------------------------------------------------
+    # -- the agents -------------------------------------------------------------------------------
 
     def action_agent_step(self) -> None:
-        if self.agent_game.done:
+        todo = [(panel, panel.game, panel.choice) for panel in self.agents() if not panel.game.done]
+        if not todo:
             self.action_next_map()
             return
-        game, sampling = self.agent_game, self.app.settings.sampling
+        engine, sampling = self.app.engine, self.app.settings.sampling
         busy_with = self.app.jobs.current
-        if not self.app.jobs.start("agent-move", lambda on_event, stop: self._agent_move(game, sampling)):
+
+        def work(on_event, stop):
+            for panel, game, choice in todo:
+                if stop.is_set():
+                    return
+                move = engine.agent_move(game, sampling, choice)
+                self.app.call_from_thread(self._apply_agent_move, panel, game, choice, move)
+
+        if not self.app.jobs.start("agent-move", work):
             if busy_with not in ("agent-move", "probe"):
                 self.notify(f"The model is busy ({busy_with}); the agent moves when it is free.", severity="warning")
 
-    def _agent_move(self, game, sampling) -> None:
-        move = self.app.engine.agent_move(game, sampling)
-        self.app.call_from_thread(self._apply_agent_move, game, move)
-
-    def _apply_agent_move(self, game, move) -> None:
-        if game is not self.agent_game or game.done:
-            return  # the map changed while the model was thinking
+    def _apply_agent_move(self, panel: AgentPanel, game, choice, move) -> None:
+        if game is not panel.game or game.done or choice != panel.choice:
+            return  # the map (or the model) changed while the model was thinking
         result = game.step(move.response)
-        self.query_one("#agent-board", BoardView).board = result.board
-        log = self.query_one("#agent-log", MoveLog)
+        panel.record_turn(result)
+        log = panel.log_view
         action = parse_action(move.response)
-        log.write_line(f"agent said: {move.response.strip()[:300]}")
+        log.write_line(f"{choice.short if choice.run else 'agent'} said: {move.response.strip()[:300]}")
         log.write_line(f"  action: {('[' + action + ']') if action else 'none found'} -> {first_line(result.feedback)}")
         if result.done:
-            self.agent_score.add(game.success)
             log.write_line(f"  game over: {result.reason}")
         self.refresh_status()
 
@@ -208,7 +323,10 @@ class PlayScreen(Screen):
             self.running = False
             self.refresh_status()
         elif message.job == "probe" and message.outcome == "failed":
-            self.query_one("#move-bars", MoveBars).message(f"Move probabilities unavailable: {message.detail}")
+            for panel in self.agents():
+                panel.bars.message(f"Move probabilities unavailable: {message.detail}")
+        if message.job in STAGE_JOBS:
+            self.watch_rounds()
         if message.job == "agent-move" and message.outcome == "ok" or self._probe_pending:
             self.request_probe()
 
@@ -245,11 +363,13 @@ class PlayScreen(Screen):
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "agent_step" and self.app.jobs.busy:
             return None  # shown greyed out while the model is busy
-        if action == "move" and self.human_game.done:
-            return None
+        if action == "move":
+            return None if self.versus or self.human.game is None or self.human.game.done else True
+        if action == "pick" and parameters == ("b",) and not self.versus:
+            return False
         return True
 
 
 def first_line(text: str) -> str:
-    lines = [l for l in (text or "").splitlines() if l.strip()]
+    lines = [line for line in (text or "").splitlines() if line.strip()]
     return lines[0][:120] if lines else ""

@@ -1,14 +1,16 @@
-"""Bars of the move probabilities on the current state: student (no experience) and teacher
-(the same weights with the run's experience in the prompt), good moves marked."""
+"""Bars of the move probabilities on the current state, one column per reading (the agent as it
+plays, the same weights with the run's experience in the prompt, ...), good moves marked."""
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
 MOVES = ("up", "down", "left", "right")
 WIDTH = 12  # characters of a full bar
+STYLES = ("cyan", "magenta", "green", "yellow")
 
 
 def bar(p: float, style: str) -> Text:
@@ -17,38 +19,33 @@ def bar(p: float, style: str) -> Text:
 
 
 class MoveBars(Static):
-    """Set with `show(student, teacher, good, note)`; MoveProbs-like objects (`.probs`, `.mass`)."""
+    """Set with `show(columns, good, note)`: columns are (label, MoveProbs-like) pairs (`.probs`,
+    `.mass`); the first column is the agent as it plays. `shown` keeps what is on screen."""
 
-    def show(self, student, teacher, good: list[str], note: str = "") -> None:
-        self.shown = (student, teacher, good)
+    shown: tuple[dict, list[str]] | None = None
+
+    def show(self, columns: list[tuple[str, object]], good: list[str], note: str = "") -> None:
+        self.shown = (dict(columns), list(good))
         table = Table.grid(padding=(0, 1))
         table.add_column("move")
-        table.add_column("student")
-        if teacher is not None:
-            table.add_column("teacher")
-        header = [Text("move", style="bold"), Text("student", style="bold")]
-        if teacher is not None:
-            header.append(Text("teacher", style="bold"))
-        table.add_row(*header)
+        for _ in columns:
+            table.add_column()
+        table.add_row(Text("move", style="bold"), *(Text(label, style="bold") for label, _ in columns))
         for move in MOVES:
             mark = Text(f"{move:<5} " + ("✓" if move in good else " "), style="bold green" if move in good else "")
-            cells = [mark, bar(student.probs.get(move, 0.0), "cyan")]
-            if teacher is not None:
-                cells.append(bar(teacher.probs.get(move, 0.0), "magenta"))
-            table.add_row(*cells)
-        on_good = sum(student.probs.get(m, 0.0) for m in good)
-        summary = f"✓ = good move. On good moves: student {on_good:.2f}"
-        if teacher is not None:
-            summary += f", teacher {sum(teacher.probs.get(m, 0.0) for m in good):.2f}"
-        if not good:
+            table.add_row(mark, *(bar(probs.probs.get(move, 0.0), STYLES[i % len(STYLES)])
+                                  for i, (_, probs) in enumerate(columns)))
+        if good:
+            summary = "✓ = good move. On good moves: " + ", ".join(
+                f"{label} {sum(probs.probs.get(m, 0.0) for m in good):.2f}" for label, probs in columns)
+        else:
             summary = "No move leads to a win from here."
         lines = Text(summary)
-        if getattr(student, "mass", 1.0) < 1.0:
-            lines.append(f"\nMove tokens hold {student.mass:.0%} of the student's probability after '['.")
+        label, first = columns[0]
+        if getattr(first, "mass", 1.0) < 1.0:
+            lines.append(f"\nMove tokens hold {first.mass:.0%} of the probability after '[' ({label}).")
         if note:
             lines.append(f"\n{note}", style="dim")
-        from rich.console import Group
-
         self.update(Group(table, lines))
 
     def message(self, text: str) -> None:
