@@ -144,6 +144,18 @@ class RunArtifacts:
                 texts.append(self.load_state(round_index, run, step, records).text(fmt))
         return self.with_person_items(round_index, texts, fmt, records)
 
+    def lessons(self, round_index: int) -> list[ExperienceItem]:
+        """Every enabled item a person wrote in round `round_index` or before, oldest first."""
+        records = self.snapshot_records()
+        return [item for r in range(round_index + 1)
+                for item in self.load_state(r, PERSON_RUN, PERSON_STEP, records).items if item.enabled]
+
+    def lessons_context(self, round_index: int) -> str:
+        """A teaching round's teacher context: the experience file (if it applies), then the lessons."""
+        external = self.external(round_index)
+        lessons = ExperienceState(round_index, PERSON_RUN, PERSON_STEP, self.lessons(round_index)).text("structured")
+        return join_texts(external[0] if external is not None else "", lessons, "structured")
+
     def experience_source(self, round_index: int) -> str:
         """Where round R's teacher context comes from, for provenance records."""
         external = self.external(round_index)

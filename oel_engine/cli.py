@@ -368,8 +368,8 @@ def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
 
 ExperienceFileOpt = typer.Option(None, "--experience", help="an experience file: the teacher's context instead of extracted experience (see examples/lessons/)")
 BackendOpt = typer.Option(None, "--backend", help="ours (default) or trl: TRL's SDFTTrainer with the same settings (the [trl] extra; runs under accelerate launch)")
-TeacherContextOpt = typer.Option(None, "--teacher-context", help="experience (the method) or trajectories (the paper's raw-game baseline)")
-PresetOpt = typer.Option("demo", "--preset", help="demo (CPU, embedded model) or paper (GPU, reference settings)")
+TeacherContextOpt = typer.Option(None, "--teacher-context", help="experience (the method), trajectories (the paper's raw-game baseline) or lessons (no extraction: the --experience file and the lessons written in the app)")
+PresetOpt = typer.Option("demo", "--preset", help="demo (CPU, embedded model), paper (GPU, reference settings) or teach (rounds of lessons, about 3 minutes each on a CPU)")
 RunOpt = typer.Option(..., "--run", help="run name (created if new, resumed if it exists)")
 
 

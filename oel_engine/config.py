@@ -13,6 +13,7 @@ from typing import Any
 EVAL_SEED_BASE = 1_000_000
 
 GAMES = ("frozenlake", "sokoban")
+TEACHER_CONTEXTS = ("experience", "trajectories", "lessons")
 
 
 @dataclass(frozen=True)
@@ -178,9 +179,11 @@ class ConsolidationConfig:
     settings; runs under `accelerate launch` on several GPUs; needs the [trl] extra)."""
     teacher_context: str = "experience"
     """What the teacher (and the in-context evaluation) reads: `experience` (the extracted items,
-    the method) or `trajectories` (the paper's baseline: the games the extraction run played up to
+    the method), `trajectories` (the paper's baseline: the games the extraction run played up to
     the same step, as the extractor saw them: the newest whole games that fit the experience token
-    budget, in the order they were played)."""
+    budget, in the order they were played), or `lessons` (no extraction: the run's experience
+    file, if any, then every enabled lesson a person wrote in this round or an earlier one; the
+    teaching rounds of the `teach` preset)."""
 
 
 @dataclass(frozen=True)
@@ -221,8 +224,8 @@ class LoopConfig:
             problems.append("instruction probe seeds must be 0-9 and its answers at least 1 token")
         if c.backend not in ("ours", "trl"):
             problems.append("consolidation backend must be ours or trl")
-        if c.teacher_context not in ("experience", "trajectories"):
-            problems.append("teacher context must be experience or trajectories")
+        if c.teacher_context not in TEACHER_CONTEXTS:
+            problems.append(f"teacher context must be one of {', '.join(TEACHER_CONTEXTS)}")
         if c.autocast not in ("auto", "bf16", "off"):
             problems.append("autocast must be auto, bf16 or off")
         if problems:
@@ -264,6 +267,7 @@ def _dataclass_type(type_name):
 __all__ = [
     "EVAL_SEED_BASE",
     "GAMES",
+    "TEACHER_CONTEXTS",
     "GameConfig",
     "SamplingConfig",
     "ModelConfig",

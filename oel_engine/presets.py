@@ -1,4 +1,5 @@
-"""Presets: `demo` for a 2-core CPU and the embedded model, `paper` for a GPU with the reference's settings.
+"""Presets: `demo` for a 2-core CPU and the embedded model, `paper` for a GPU with the reference's
+settings, `teach` for rounds of a person's lessons while a room watches.
 
 Where the reference (method.md) gives a number, `paper` uses it; where it is silent (extraction
 steps N, the experience token budget, the LoRA settings), the choice is ours and marked here.
@@ -6,12 +7,17 @@ steps N, the experience token budget, the LoRA settings), the choice is ours and
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .config import (
     ConsolidationConfig, EvalConfig, ExtractionConfig, GameConfig, LoopConfig, ModelConfig, SamplingConfig,
 )
 from .errors import OelError
 
-PRESETS = ("demo", "paper")
+PRESETS = ("demo", "paper", "teach")
+# The teach preset's sizes (measured to fit a round in 3 minutes on a 2-core CPU).
+TEACH_STEPS, TEACH_GAMES_PER_STEP = 4, 4
+TEACH_EVAL_MAPS, TEACH_EVAL_SAMPLES = 16, 2
 
 
 def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
@@ -55,12 +61,29 @@ def paper(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
     )
 
 
+def teach(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
+    """Rounds of a person's lessons for a demo on a 2-core CPU: no extraction (the teacher reads
+    the run's lessons), a small collection and consolidation, and an evaluation that still shows
+    the probe on the held-out start states and a pass rate with its spread. One round, its
+    evaluations included, fits in 3 minutes (measured per stage: README)."""
+    base = demo(game, model, rounds)
+    return replace(
+        base,
+        extraction=replace(base.extraction, runs=1, steps=1, curve_every=0),
+        consolidation=replace(base.consolidation, steps=TEACH_STEPS, games_per_step=TEACH_GAMES_PER_STEP,
+                              teacher_context="lessons"),
+        evaluation=replace(base.evaluation, episodes=TEACH_EVAL_MAPS, samples=TEACH_EVAL_SAMPLES),
+        preset="teach",
+    )
+
+
+BUILDERS = {"demo": demo, "paper": paper, "teach": teach}
+
+
 def build(preset: str, game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
-    if preset == "demo":
-        return demo(game, model, rounds).validate()
-    if preset == "paper":
-        return paper(game, model, rounds).validate()
-    raise OelError(f"unknown preset '{preset}': choose demo or paper")
+    if preset not in BUILDERS:
+        raise OelError(f"unknown preset '{preset}': choose {', '.join(PRESETS)}")
+    return BUILDERS[preset](game, model, rounds).validate()
 
 
-__all__ = ["PRESETS", "build", "demo", "paper"]
+__all__ = ["PRESETS", "build", "demo", "paper", "teach"]

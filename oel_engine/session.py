@@ -275,9 +275,46 @@ class Engine:
     def teacher_context(self, name: str) -> str | None:
         """What a teacher of run `name`'s current round would read: its experience file or first
         extraction run's newest snapshot, plus the items a person wrote (None if there is none)."""
+        from .runs import read_config
+
         with RunStore(self.saves, name, readonly=True) as store:
-            art = RunArtifacts(store)
+            art, config = RunArtifacts(store), read_config(store)
+            if config is not None and config.consolidation.teacher_context == "lessons":
+                return art.lessons_context(art.rounds_done()) or None
             return art.current_teacher_context(art.rounds_done())
+
+    def prepare_teaching(self, name: str) -> tuple[str, str]:
+        """The run a teaching round (the teach preset: no extraction, the run's lessons as the
+        teacher's context) goes to, and a line saying what was done to get it. A run that
+        teaches its lessons already is itself; one that has not begun any stage is switched to
+        the teach preset (same game, model and seed); any other gets a new run, NAME-teach, with
+        the same game, model and seed and its enabled lessons copied."""
+        from .presets import build
+        from .runs import save_config
+
+        store, config = open_loop_run(self.saves, name, None, holder="preparing a teaching round")
+        try:
+            art = RunArtifacts(store)
+            lessons = [i.text for i in art.lessons(art.rounds_done())]
+            if config.consolidation.teacher_context == "lessons" and (lessons or art.external() is not None):
+                return name, ""
+            if not lessons:
+                raise OelError("write a lesson first (n): a teaching round consolidates the run's lessons")
+            taught = replace(build("teach", config.game, config.model, config.rounds), seed=config.seed)
+            started = (store.db.table("state").all() or art.data_file(0).exists()
+                       or any(k >= 0 for (_, k, _) in art.snapshot_records()))
+            if not started:
+                save_config(store, taught)
+                return name, f"Run {name} now uses the teach preset: the teacher reads your lessons, no extraction."
+        finally:
+            store.close()
+        target = next(n for n in (f"{name}-teach{'' if i == 0 else f'-{i + 1}'}" for i in range(1000))
+                      if not (self.saves / n).exists())
+        with self.session(target, taught, holder="copying your lessons") as s:
+            for text in lessons:
+                s.add_item(text)
+        return target, (f"Run {name} has rounds of its own, so your {len(lessons)} lesson(s) went to a new run, "
+                        f"{target} (teach preset), which is now the current run.")
 
     def merge(self, name: str, out_dir: Path, last_round: int | None = None, status: Status = _quiet) -> Path:
         from .merge import merge_run

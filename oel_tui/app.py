@@ -87,12 +87,26 @@ class OelApp(App):
             if handler is not None and screen.is_mounted:
                 handler(message)
 
-    def on_work_finished(self, message: WorkFinished) -> None:
+    async def on_work_finished(self, message: WorkFinished) -> None:
         for screen in self._screens_listening():
             handler = getattr(screen, "on_work_finished", None)
             if handler is not None and screen.is_mounted:
                 handler(message)
         self.refresh_bindings()
+        if message.job == "teach" and message.outcome == "ok":
+            await self.show_what_was_taught()
+
+    async def show_what_was_taught(self) -> None:
+        """After a teaching round: Play in versus, the base against the taught model, on a held-out map."""
+        from oel_engine.agents import AgentChoice, newest
+        from oel_engine.config import EVAL_SEED_BASE
+
+        run = self.settings.run
+        taught = newest(self.engine.agent_choices(run))
+        await self.switch_mode("play")
+        self.screen.open_versus(AgentChoice(run, 0), taught, EVAL_SEED_BASE)
+        self.notify(f"The base (left) against {taught.label} (right) on a held-out map: space steps both, "
+                    "r runs them, n next map.", title="Taught", timeout=10)
 
     def save_human_game(self, game) -> None:
         """A person's finished game goes into the current run, labelled human; with no run chosen

@@ -11,6 +11,9 @@ from oel_engine.events import Event, MetricsRecorded, Progress, StopFlag, TurnPl
 
 from .messages import EngineEvents, WorkFinished
 
+# Jobs that run a run's stages (in the worker process): a teaching round is a whole round.
+STAGE_JOBS = ("round", "extract", "collect", "consolidate", "evaluate", "teach")
+
 
 class Coalescer:
     """Collects events from a worker and posts them in batches at most every `interval` seconds.

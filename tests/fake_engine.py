@@ -76,6 +76,15 @@ class FakeEngine:
             on_event(MetricsRecorded("consolidate", record))
             on_event(Progress("consolidate", step + 1, 3))
         on_event(StageFinished("consolidate", 1.0))
+        if stage == "round":
+            self.rounds_done += 1
+
+    def prepare_teaching(self, name):
+        from oel_engine.errors import OelError
+
+        if not any(i.run == -1 and i.enabled for i in self.items):
+            raise OelError("write a lesson first (n): a teaching round consolidates the run's lessons")
+        return name, ""
 
     def experience(self, name):
         return list(self.items)

@@ -355,3 +355,27 @@ async def test_versus_steps_both_agents_on_the_same_map_with_their_own_tallies(t
         await pilot.press("v")  # the person's board is back
         assert screen.human.display and not screen.agent_b.display
 
+
+
+async def test_the_teaching_key_runs_a_round_then_plays_base_against_the_taught_model(tmp_path):
+    from oel_engine.agents import AgentChoice
+    from oel_engine.config import EVAL_SEED_BASE
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("3", "t")  # nothing to teach yet: says so, starts nothing
+        await pilot.pause()
+        assert not app.jobs.busy and app.engine.stage_calls == []
+        assert any("write a lesson first" in str(n.message) for n in app._notifications)
+        await add_lesson(app, pilot, "Go down or right.")
+        await pilot.press("t")
+        await pilot.pause()
+        assert app.jobs.current == "teach" and app.engine.stage_calls == ["round"]
+        assert "Teaching" in plain(app.screen.query_one("#teach-status"))
+        app.engine.release.set()
+        await settle(app, pilot, 4)
+        screen = app.screen
+        assert screen.__class__.__name__ == "PlayScreen" and screen.versus
+        assert (screen.agent_a.choice, screen.agent_b.choice) == (AgentChoice("demo", 0), AgentChoice("demo", 1))
+        assert screen.seed == EVAL_SEED_BASE and screen.agent_a.game.seed == screen.agent_b.game.seed == EVAL_SEED_BASE
+        assert "held-out map" in str(screen.query_one("#score").render())

@@ -71,6 +71,12 @@ class RoundContext:
         x = self.cfg.extraction
         if self.cfg.consolidation.teacher_context == "trajectories":
             return [self.raw_trajectories(r, k) for k in range(x.runs)]
+        if self.cfg.consolidation.teacher_context == "lessons":
+            lessons = self.art.lessons_context(r)
+            if not lessons:
+                raise OelError(f"round {r} has no lessons to teach: write one on the Experience screen (n) "
+                               "or give a file with --experience")
+            return [lessons]
         return self.art.experiences_for_consolidation(r, x.runs, x.consolidation_step, x.format)
 
     def raw_trajectories(self, r: int, run: int) -> str:
@@ -85,8 +91,12 @@ class RoundContext:
         return trajectories_context(games, x.budget_tokens, self.count_tokens)
 
     def context_source(self, r: int) -> str:
-        if self.cfg.consolidation.teacher_context == "trajectories":
+        context = self.cfg.consolidation.teacher_context
+        if context == "trajectories":
             return "raw trajectories"
+        if context == "lessons":
+            external = self.art.external(r)
+            return f"file {external[1]['source']} + lessons a person wrote" if external else "lessons a person wrote"
         return self.art.experience_source(r)
 
     def games_events(self, label: str) -> EventSink:

@@ -34,8 +34,11 @@ class Extract(Stage):
         self.records = records = {key: v for key, v in ctx.art.snapshot_records(r).items() if key[1] >= 0}
         self.states, self.humans = [], []
         external = ctx.art.external(r)
-        self.skipped = external is not None and not records
+        lessons = ctx.cfg.consolidation.teacher_context == "lessons"
+        self.skipped = lessons or (external is not None and not records)
         self.external_source = external[1]["source"] if external is not None else None
+        if lessons:
+            return Plan(0, [], "skipped: the teacher reads the run's lessons")
         if self.skipped:
             return Plan(0, [], f"skipped: the teacher reads the experience file {external[1]['source']}")
         for k in range(x.runs):
@@ -157,5 +160,6 @@ class Extract(Stage):
 
     def finish(self, ctx: RoundContext, r: int) -> dict:
         if self.skipped:
-            return {"skipped": "experience file", "source": self.external_source}
+            what = "lessons" if ctx.cfg.consolidation.teacher_context == "lessons" else "experience file"
+            return {"skipped": what, "source": self.external_source}
         return {"items": [len(s.items) for s in self.states]}

@@ -10,10 +10,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from oel_engine.events import MetricsRecorded
+from oel_engine.events import MetricsRecorded, Progress, StageStarted
 
 from ..follow import POLL_SECONDS, RunFollower
-from ..messages import EngineEvents
+from ..messages import EngineEvents, WorkFinished
 
 
 class EditItem(ModalScreen[str | None]):
@@ -37,6 +37,7 @@ class ExperienceScreen(Screen):
         Binding("e", "toggle", "Enable/disable"),
         Binding("enter", "edit", "Edit"),  # the table's row-select also opens the editor
         Binding("n", "new_item", "New lesson"),
+        Binding("t", "teach", "Teach"),
         Binding("f", "reload", "Refresh"),
     ]
 
@@ -44,10 +45,12 @@ class ExperienceScreen(Screen):
         yield Header()
         with Vertical():
             yield Static("", id="experience-title")
+            yield Static("", id="teach-status")
             yield DataTable(id="items", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
+        self.show_teaching("")
         table = self.query_one("#items", DataTable)
         table.add_columns("", "round", "run", "step", "from", "item")
         self.items = []
@@ -140,13 +143,58 @@ class ExperienceScreen(Screen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_edit()
 
+    def action_teach(self) -> None:
+        """A teaching round: the run's lessons consolidated (no extraction), then Play in versus."""
+        name = self.app.settings.run
+        if not name:
+            self.notify("Choose or create a run on the Start screen first.", severity="warning")
+            return
+        if self.app.jobs.busy:
+            self.notify(f"The model is busy ({self.app.jobs.current}); teach again in a moment.", severity="warning")
+            return
+        try:
+            target, said = self.app.engine.prepare_teaching(name)
+        except Exception as exc:
+            self.notify(str(exc), title="Nothing to teach yet", severity="warning")
+            return
+        if target != name:
+            self.app.settings.run = target
+        if said:
+            self.notify(said, timeout=8)
+        self.app.jobs.start("teach", lambda on_event, stop: self.app.run_stage(target, "round", on_event, stop))
+        self.show_teaching(
+            f"Teaching run {target}: a round with your lessons as the teacher's context (c on Rounds (4) cancels)...")
+        self.action_reload()
+        self.app.refresh_bindings()
+
     def on_engine_events(self, message: EngineEvents) -> None:
+        if self.app.jobs.current == "teach":
+            for event in message.events:
+                if isinstance(event, (StageStarted, Progress)) and not event.stage.endswith(" games"):
+                    done = f" {event.done}/{event.total}" if isinstance(event, Progress) else ""
+                    self.show_teaching(f"Teaching: {event.stage}{done}")
         if any(isinstance(e, MetricsRecorded) or getattr(e, "stage", "") == "extract" for e in message.events):
             self.action_reload()
 
+    def on_work_finished(self, message: WorkFinished) -> None:
+        if message.job != "teach":
+            return
+        if message.outcome == "ok":
+            self.show_teaching("Taught: Play (2) shows the base against the taught model on a held-out map.")
+        elif message.outcome == "stopped":
+            self.show_teaching("Teaching stopped; t resumes it where it stopped.")
+        else:
+            self.show_teaching(f"Teaching failed: {message.detail}")
+        self.action_reload()
+
+    def show_teaching(self, text: str) -> None:
+        status = self.query_one("#teach-status", Static)
+        status.update(text)
+        status.display = bool(text)
+
     def check_action(self, action: str, parameters) -> bool | None:
-        if action in ("toggle", "edit", "new_item"):
-            if self.app.jobs.current in ("round", "consolidate"):
+        if action in ("toggle", "edit", "new_item", "teach"):
+            if self.app.jobs.current in ("round", "consolidate", "teach"):
                 return None  # edits during consolidation would not be used; keep them for later
-            return True if self.items or action == "new_item" else None
+            return True if self.items or action in ("new_item", "teach") else None
         return True

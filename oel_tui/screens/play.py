@@ -20,12 +20,12 @@ from oel_engine.agents import AgentChoice, newest
 from oel_engine.config import EVAL_SEED_BASE
 
 from ..follow import POLL_SECONDS
+from ..jobs import STAGE_JOBS
 from ..messages import WorkFinished
 from ..widgets.player_panel import AgentPanel, PlayerPanel, Tally
 from .pick_model import PickModel
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)  # seconds between agent moves while running
-STAGE_JOBS = ("round", "extract", "collect", "consolidate", "evaluate", "teach")
 
 
 class PlayScreen(Screen):

@@ -17,10 +17,10 @@ from oel_engine.metrics import CurvePoint, MetricsLog, PrecisionChoice, parse_re
 from oel_engine.reporting import consolidation_steps, curve, eval_summaries
 
 from ..follow import POLL_SECONDS, RunFollower
+from ..jobs import STAGE_JOBS
 from ..messages import EngineEvents, WorkFinished
 from ..widgets.charts import Chart, Series
 
-STAGES = ("round", "extract", "collect", "consolidate", "evaluate")
 KINDS = (("base", "base"), ("in_context", "in context"), ("consolidated", "consolidated"))
 TABS = ("per-round", "training", "curve", "table")
 
@@ -207,7 +207,7 @@ class RoundsScreen(Screen):
         self.redraw()
 
     def on_work_finished(self, message: WorkFinished) -> None:
-        if message.job not in STAGES:
+        if message.job not in STAGE_JOBS:
             return
         label = self.query_one("#stage-label", Static)
         if message.outcome == "ok":
