@@ -134,6 +134,9 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--examples", type=int, default=3, help="answers shown per class")
     ap.add_argument("--adapter", default=None, help="a PEFT adapter folder (e.g. a merged run's round)")
+    ap.add_argument("--lessons", nargs="*", default=["frozenlake-short.txt", "frozenlake.txt"],
+                    help="experience files to put in the prompt (a name in examples/lessons/ or a path)")
+    ap.add_argument("--no-plain", action="store_true", help="skip the context without a lesson")
     ap.add_argument("--out", default=None, help="write the per-context summary as JSON here")
     args = ap.parse_args()
 
@@ -144,9 +147,10 @@ def main() -> int:
     game = GameConfig()
     seeds = [TRAIN_SEED + i for i in range(args.maps)]
     sampling = SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=args.max_new_tokens)
-    contexts = {"no lesson": None}
-    for name in ("frozenlake-short.txt", "frozenlake.txt"):
-        contexts[name] = read_experience(LESSONS / name).strip()
+    contexts = {} if args.no_plain else {"no lesson": None}
+    for name in args.lessons:
+        path = Path(name) if Path(name).is_file() else LESSONS / name
+        contexts[path.name] = read_experience(path).strip()
     first_prompts = [training_start(game, seed) for seed in seeds]
     summary = {}
     for label, experience in contexts.items():

@@ -407,9 +407,21 @@ def write_results(saves: Path, cells, out: Path, model: str, preset: str, log=pr
             if extra is not None:
                 md += [f"![({claim}) {GAMES[game]}](results/{extra.name})", ""]
     md += _cells(m, model, preset)
+    md += kept_sections(out)
     atomic_write_text(out, "\n".join(md) + "\n")
     log(f"wrote {out} ({len(cs)} comparisons, {len(made)} runs)")
     return out
+
+
+def kept_sections(page: Path) -> list[str]:
+    """Sections other scripts write into the page between their own markers (bench/compounding.py):
+    kept as they are when the claims are rewritten."""
+    import re
+
+    text = page.read_text() if page.is_file() else ""
+    blocks = re.findall(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->", text, flags=re.S)
+    return ["", *[re.search(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", text, flags=re.S).group(0)
+                  for name in blocks]] if blocks else []
 
 
 def _hardware(m: Matrix) -> list[str]:

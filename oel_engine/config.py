@@ -91,6 +91,9 @@ class EvalConfig:
     probe: bool = True
     """Also read the move-probability probe (`good_move_prob`) on the held-out maps' start states,
     with the same prompt as the evaluation's games (one forward pass per map)."""
+    probe_maps: int = 0
+    """Held-out maps whose start states the probe reads (0: the maps the games are played on).
+    The probe costs one forward pass per map, so it can read more maps than are played."""
     ood_samples: int = 0
     """Run the instruction-following probe (`oel ood`: 120 IFEval-like prompts) on the base model
     and on every consolidated model with this many sampling seeds, the same seeds for each model
@@ -126,6 +129,10 @@ class ExtractionConfig:
     include_human: bool = True
     """Also read the games a person played in this round (before the model's steps, as step 0;
     their items carry source "human")."""
+    worked_example: bool = False
+    """Show the extractor a worked example first: a short game of an unrelated toy task (a vending
+    machine) and a good answer to it in the run's format, so a small model sees what an item
+    looks like without being told any of the game's rules."""
 
     @property
     def consolidation_step(self) -> int:
@@ -220,6 +227,8 @@ class LoopConfig:
             problems.append("extraction format must be structured or unstructured")
         if c.loss not in ("topk", "full", "offpolicy"):
             problems.append("loss must be topk, full or offpolicy")
+        if self.evaluation.probe_maps < 0:
+            problems.append("the probe's maps must be 0 (the played maps) or more")
         if not 0 <= self.evaluation.ood_samples <= 9 or self.evaluation.ood_max_new_tokens < 1:
             problems.append("instruction probe seeds must be 0-9 and its answers at least 1 token")
         if c.backend not in ("ours", "trl"):

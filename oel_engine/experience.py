@@ -103,8 +103,31 @@ def trajectories_context(episodes: list[Episode], budget_tokens: int, count_toke
     return newest[low:]
 
 
-def extraction_prompt(episode: Episode, previous: str | None, fmt: str = "structured") -> list[dict]:
-    """The extractor's chat prompt for one trajectory."""
+# A worked example from a toy task unrelated to the games (so it teaches the format of an answer,
+# not a game's rules): ExtractionConfig.worked_example puts it before the task.
+TOY_GAME = (
+    "Turn 1\nEnvironment:\nA vending machine with buttons A1 and B2. Credit: 0 coins.\nYour output:\n"
+    "I press [B2].\nMove taken: [B2]\n\nTurn 2\nEnvironment:\nNothing happens. Credit: 0 coins.\nYour output:\n"
+    "I insert a coin and press [B2].\nMove taken: [B2]\n\nFinal result: SUCCESS. A drink came out."
+)
+TOY_REASONING = "Pressing a button did nothing with no credit; after a coin went in, the same button worked."
+TOY_LESSONS = ("Put a coin in before you press a button: with no credit a button does nothing.",
+               "When an action does nothing, look for what the machine is missing before trying it again.")
+
+
+def worked_example(fmt: str) -> str:
+    if fmt == "structured":
+        answer = TOY_REASONING + "\n" + "\n".join(f"{ITEM_PREFIX} {t}" for t in TOY_LESSONS)
+    else:
+        answer = "\n".join(TOY_LESSONS)
+    return (f"An example from a different game, to show what a good answer looks like:\n\n{TOY_GAME}\n\n"
+            f"Example answer:\n{answer}\n\nNow your own game.\n\n")
+
+
+def extraction_prompt(episode: Episode, previous: str | None, fmt: str = "structured",
+                      example: bool = False) -> list[dict]:
+    """The extractor's chat prompt for one trajectory (with `example`, a worked example from a toy
+    task comes first)."""
     if fmt == "structured":
         how = (
             "First reason step by step about what happened and why. Then write 1-2 new items, "
@@ -114,7 +137,8 @@ def extraction_prompt(episode: Episode, previous: str | None, fmt: str = "struct
         how = "Write 1-2 short new lessons as plain text."
     previous_block = previous.strip() if previous and previous.strip() else "(none yet)"
     content = (
-        "You played a grid game as an agent. Below is the whole game: what the environment showed "
+        (worked_example(fmt) if example else "")
+        + "You played a grid game as an agent. Below is the whole game: what the environment showed "
         "you each turn and what you answered, and how the game ended.\n\n"
         f"{trajectory_text(episode)}\n\n"
         f"Experience you wrote down before:\n{previous_block}\n\n"

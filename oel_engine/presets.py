@@ -16,8 +16,8 @@ from .errors import OelError
 
 PRESETS = ("demo", "paper", "teach")
 # The teach preset's sizes (measured to fit a round in 3 minutes on a 2-core CPU).
-TEACH_STEPS, TEACH_GAMES_PER_STEP = 4, 4
-TEACH_EVAL_MAPS, TEACH_EVAL_SAMPLES = 16, 2
+TEACH_STEPS, TEACH_GAMES_PER_STEP = 3, 4
+TEACH_EVAL_MAPS, TEACH_EVAL_SAMPLES, TEACH_PROBE_MAPS = 16, 2, 32
 
 
 def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
@@ -72,7 +72,8 @@ def teach(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
         extraction=replace(base.extraction, runs=1, steps=1, curve_every=0),
         consolidation=replace(base.consolidation, steps=TEACH_STEPS, games_per_step=TEACH_GAMES_PER_STEP,
                               teacher_context="lessons"),
-        evaluation=replace(base.evaluation, episodes=TEACH_EVAL_MAPS, samples=TEACH_EVAL_SAMPLES),
+        evaluation=replace(base.evaluation, episodes=TEACH_EVAL_MAPS, samples=TEACH_EVAL_SAMPLES,
+                           probe_maps=TEACH_PROBE_MAPS),
         preset="teach",
     )
 

@@ -57,3 +57,15 @@ def test_disabled_items_leave_the_text():
     state = ExperienceState(0, 0, 1, [ExperienceItem("a", 0, 0, 1, "e"), ExperienceItem("b", 0, 0, 1, "e", enabled=False)])
     assert state.text() == f"{ITEM_PREFIX} a"
     assert state.text("unstructured") == "a"
+
+
+def test_a_worked_example_shows_the_format_on_a_toy_task_before_the_game():
+    episode = a_lost_game()
+    for fmt in ("structured", "unstructured"):
+        plain = extraction_prompt(episode, None, fmt)[0]["content"]
+        shown = extraction_prompt(episode, None, fmt, example=True)[0]["content"]
+        assert shown.endswith(plain) and "vending machine" in shown and "vending" not in plain
+        example = shown[: len(shown) - len(plain)]
+        assert (f"{ITEM_PREFIX} Put a coin in" in example) == (fmt == "structured")
+        for rule_word in ("hole", "goal", "Frozen", "[down]", "grid"):  # none of the game's rules
+            assert rule_word not in example

@@ -77,3 +77,26 @@ def test_a_run_with_rounds_of_its_own_teaches_in_a_new_run(tmp_path):
     assert [i.text for i in engine.experience("d-teach")] == ["Push the box onto O."]
     assert engine.report("d").config.preset == "demo"  # the old run is left as it was
     assert engine.prepare_teaching("d")[0] == "d-teach-2"
+
+
+def test_the_probe_can_read_more_maps_than_are_played(tmp_path, tiny_folder, monkeypatch):
+    import oel_engine.round.evaluate as evaluate
+
+    asked = []
+    real = evaluate.start_states
+    monkeypatch.setattr(evaluate, "start_states", lambda game, maps: asked.append(maps) or real(game, maps))
+    tiny = folder_config(tiny_folder, rounds=1)
+    config = replace(tiny, evaluation=replace(tiny.evaluation, episodes=2, samples=1, probe_maps=6))
+    engine = Engine(tmp_path)
+    with engine.session("p", config) as s:
+        s.run("eval_base")
+    from oel_engine.metrics import EvalSummary
+
+    summary = engine.report("p").metrics.last(EvalSummary)
+    assert asked == [6] and summary.episodes == 2 and summary.good_move_prob is not None
+
+
+def test_the_teach_preset_reads_the_lessons():
+    config = build("teach", GameConfig(), ModelConfig(), 3)
+    assert config.consolidation.teacher_context == "lessons" and config.preset == "teach"
+    assert config.evaluation.probe_maps > config.evaluation.episodes and config.evaluation.samples >= 2

@@ -86,7 +86,8 @@ class Evaluate(Stage):
     def _probe(self, ctx: RoundContext, experience: str | None) -> ProbeResult:
         if experience not in self.probed:
             if self.probe_states is None:
-                self.probe_states = start_states(ctx.cfg.game, ctx.cfg.evaluation.episodes)
+                ev = ctx.cfg.evaluation
+                self.probe_states = start_states(ctx.cfg.game, ev.probe_maps or ev.episodes)
             self.probed[experience] = held_out_probe(ctx.lm, self.probe_states, experience, ctx.stop)
         return self.probed[experience]
 
