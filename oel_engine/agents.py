@@ -24,6 +24,8 @@ class AgentChoice:
 
     @property
     def label(self) -> str:
+        if self.run is None:
+            return "the model loaded on Start"
         if self.teacher:
             weights = "the base" if self.rounds == 0 else f"round {self.rounds - 1}'s model"
             return f"teacher ({weights} + the run's experience in its prompt)"

@@ -111,6 +111,7 @@ def test_the_teacher_reads_the_runs_lessons_with_the_newest_weights(run_with_rou
 
 def test_choices_without_a_run_are_the_loaded_model():
     assert choices_for(None, 3, True) == [AgentChoice(None)]
+    assert AgentChoice(None).label == "the model loaded on Start"
     assert [c.label for c in choices_for("x", 1, True)] == [
         "base model", "round 0 (consolidated)", "teacher (round 0's model + the run's experience in its prompt)"]
 
