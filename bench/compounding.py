@@ -41,6 +41,10 @@ LESSONS = ROOT / "examples" / "lessons"
 DEFAULT_LESSONS = ("frozenlake-short.txt", "frozenlake.txt")
 SAVES = ROOT / "bench" / "saves-compounding"
 RESULTS = ROOT / "docs" / "results.md"  # charts go to results/ beside it
+TRIED = ROOT / "bench" / "compounding_tune.json"  # every --tune run, by name (training maps only)
+ANSWERS = ROOT / "bench" / "answer_format.json"  # bench/answer_format.py, the shipped lessons
+ANSWERS_TRIED = ROOT / "bench" / "answer_format_variants.json"  # the same, lessons written to try the format
+OWN = ROOT / "bench" / "own_experience.json"  # bench/own_experience.py
 BLOCK = "compounding"
 # Training maps for --tune: below the held-out range and above every round's collection seeds
 # (round r < 9 collects from r * 100,000), so no round plays them.
@@ -211,7 +215,62 @@ def section(args) -> str:
         path = chart(args.results.parent / "results" / f"compounding-{Path(lesson).stem}.png", lesson, points, rnd)
         if path is not None:
             md += [f"![rounds of {lesson}](results/{path.name})", ""]
+    md += investigations()
     return "\n".join(md)
+
+
+def investigations() -> list[str]:
+    """What the answers look like, what was tried on training maps, and the model's own experience
+    (the benches' JSON files, when they exist)."""
+    md = []
+    answers = {}
+    for path in (ANSWERS, ANSWERS_TRIED):
+        if path.is_file():
+            answers.update(json.loads(path.read_text()))
+    if answers:
+        md += ["### What the answers without a valid move look like", "",
+               "`python bench/answer_format.py` (24 training maps x 2 games per context, 64-token answers, the base "
+               "model; lessons of `bench/lessons-tried/` with `--lessons`). Each turn's answer in one class; then, on "
+               "the first-turn prompts, the teacher's (the lesson in the prompt) preference for a short bracketed answer.",
+               "", "| context | answers | move, answer ended | move, then cut at 64 tokens | cut, no move | no move | "
+               "move word, no brackets | P(answer opens with '[') | P(end right after '[move]') |", "|---|---|---|---|---|---|---|---|---|"]
+        order = ("valid bracketed move", "bracketed move, then cut at the budget", "cut at the budget, no bracketed move",
+                 "no move at all", "a move word without brackets")
+        for label, row in answers.items():
+            n = row["turns"]
+            shares = " | ".join(f"{row['classes'].get(k, 0) / n:.0%}" for k in order)
+            md.append(f"| {label} | {n} | {shares} | {row['p_open_bracket']:.3f} | {row['p_end_after_move']:.3f} |")
+        md.append("")
+    if TRIED.is_file():
+        tried = json.loads(TRIED.read_text())
+        md += ["### What was tried, read on training maps only", "",
+               "`python bench/compounding.py --tune NAME [--lr X --steps T --games-per-step G --loss full]`: rounds of "
+               "the teach preset with `frozenlake.txt` as the teacher's context and one change, seed 0, read after "
+               "each round on 32 training maps (their start states for the probe, 2 games each; never a held-out map).",
+               "", "| change | after round | student good-move prob | teacher's | move mass | legal moves | pass rate | "
+               "answer tokens | answers opening with '[' |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, run in tried.items():
+            for r in run["rounds"]:
+                md.append(f"| {name} | {'base' if r['round'] == 0 else r['round']} | {r['student_good_move_prob']:.3f} | "
+                          f"{r['teacher_good_move_prob']:.3f} | {r['student_move_mass']:.2f} | {r['legal_action_rate']:.1%} | "
+                          f"{r['pass_rate']:.1%} | {r['mean_response_tokens']:.1f} | {r['answers_opening_with_bracket']:.1%} |")
+        md.append("")
+    if OWN.is_file():
+        own = json.loads(OWN.read_text())
+        md += ["### The model's own experience, a fair try", "",
+               f"`python bench/own_experience.py`: contexts written (or collected) by the real extraction stage on "
+               f"training maps (2 runs x 4 steps, the demo preset's sizes), then the probe on 32 held-out start states "
+               f"with each in the prompt. Base (no context): {own['base']:.3f}. The difference is paired per map; its "
+               "se is over maps (the spread between contexts, 1-2 per row, is not in it).", "",
+               "| context | good-move prob | − base (± se) | contexts (empty) | what it looks like |", "|---|---|---|---|---|"]
+        for name, row in own["variants"].items():
+            example = " ".join(row.get("example", "").split())[:90].replace("|", "/")
+            if row["empty_contexts"] == row["contexts"]:
+                example = "(nothing: no item was written)"
+            md.append(f"| {name} | {row['good_move_prob']:.3f} | {row['minus_base']:+.3f} ± {row['se']:.3f} | "
+                      f"{row['contexts']} ({row['empty_contexts']}) | {example or '-'} |")
+        md.append("")
+    return md
 
 
 def replace_block(path: Path, name: str, text: str) -> None:
@@ -241,6 +300,13 @@ def tune(args) -> None:
 
     out = args.saves / f"tune-{args.tune}.json"
     done = json.loads(out.read_text()) if out.is_file() else {"settings": vars_of(args), "rounds": []}
+
+    def save() -> None:
+        atomic_write_text(out, json.dumps(done, indent=1) + "\n")
+        tried = json.loads(TRIED.read_text()) if TRIED.is_file() else {}
+        tried[args.tune] = done
+        atomic_write_text(TRIED, json.dumps(tried, indent=1) + "\n")
+
     config = build("teach", GameConfig(), ModelConfig(), max(1, args.rounds))
     c = config.consolidation
     c = replace(c, learning_rate=args.lr or c.learning_rate, steps=args.steps or c.steps,
@@ -257,7 +323,7 @@ def tune(args) -> None:
         runner, experience = s.runner(on_event=lambda e: None, stop=StopFlag()), s.art.external()[0]
         if not done["rounds"]:
             done["rounds"].append({"round": 0, **training_reading(runner.ctx.lm, experience, args)})
-            atomic_write_text(out, json.dumps(done, indent=1) + "\n")
+            save()
             print(f"  base: {done['rounds'][-1]}", flush=True)
         for r in range(len(done["rounds"]) - 1, args.rounds):
             for stage in runner.stages:
@@ -265,7 +331,7 @@ def tune(args) -> None:
                     runner.run_stage(stage, r)
             runner.ctx.prepare_policy(r + 1)
             done["rounds"].append({"round": r + 1, **training_reading(runner.ctx.lm, experience, args)})
-            atomic_write_text(out, json.dumps(done, indent=1) + "\n")
+            save()
             print(f"  after round {r}: {done['rounds'][-1]}", flush=True)
 
 
