@@ -113,6 +113,9 @@ class FakeEngine:
         from oel_engine.games.solve import good_moves
         from oel_engine.probe import MoveProbs
 
+        gate = getattr(self, "probe_gate", None)
+        if gate is not None:
+            gate.wait(5)  # a test holds the probe here to act while it runs
         shift = 0.1 * (agent.rounds if agent is not None else 0)
         student = MoveProbs({"up": 0.4 - shift, "down": 0.1 + shift, "left": 0.4, "right": 0.1}, mass=0.5)
         teacher = MoveProbs({"up": 0.05, "down": 0.45, "left": 0.05, "right": 0.45}) if experience else None

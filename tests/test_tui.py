@@ -379,3 +379,17 @@ async def test_the_teaching_key_runs_a_round_then_plays_base_against_the_taught_
         assert (screen.agent_a.choice, screen.agent_b.choice) == (AgentChoice("demo", 0), AgentChoice("demo", 1))
         assert screen.seed == EVAL_SEED_BASE and screen.agent_a.game.seed == screen.agent_b.game.seed == EVAL_SEED_BASE
         assert "held-out map" in str(screen.query_one("#score").render())
+
+
+async def test_a_step_asked_for_while_the_bars_are_read_is_taken_after_them(tmp_path):
+    """Defect: space pressed while the probe was reading the board was dropped without a word."""
+    app = make_app(tmp_path)
+    app.engine.probe_gate = gate = __import__("threading").Event()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.jobs.current == "probe"
+        await pilot.press("space")
+        gate.set()
+        await settle(app, pilot, 4)
+        assert app.screen.agent_game.turns == 1

@@ -51,6 +51,7 @@ class PlayScreen(Screen):
         self.speed_index = 2
         self._timer = None
         self._probe_pending = False
+        self._step_pending = False  # space was pressed while the probe ran
         self.run_name: str | None = None
         self.choices: list[AgentChoice] = []
 
@@ -301,7 +302,9 @@ class PlayScreen(Screen):
                 self.app.call_from_thread(self._apply_agent_move, panel, game, choice, move)
 
         if not self.app.jobs.start("agent-move", work):
-            if busy_with not in ("agent-move", "probe"):
+            if busy_with == "probe":
+                self._step_pending = True  # the model is reading the bars: the step follows them
+            elif busy_with != "agent-move":
                 self.notify(f"The model is busy ({busy_with}); the agent moves when it is free.", severity="warning")
 
     def _apply_agent_move(self, panel: AgentPanel, game, choice, move) -> None:
@@ -327,7 +330,10 @@ class PlayScreen(Screen):
                 panel.bars.message(f"Move probabilities unavailable: {message.detail}")
         if message.job in STAGE_JOBS:
             self.watch_rounds()
-        if message.job == "agent-move" and message.outcome == "ok" or self._probe_pending:
+        if message.job == "probe" and self._step_pending:
+            self._step_pending = False
+            self.action_agent_step()
+        elif message.job == "agent-move" and message.outcome == "ok" or self._probe_pending:
             self.request_probe()
 
     def action_toggle_run(self) -> None:
@@ -361,8 +367,8 @@ class PlayScreen(Screen):
         self.new_games()
 
     def check_action(self, action: str, parameters) -> bool | None:
-        if action == "agent_step" and self.app.jobs.busy:
-            return None  # shown greyed out while the model is busy
+        if action == "agent_step" and self.app.jobs.busy and self.app.jobs.current != "probe":
+            return None  # shown greyed out while the model is busy (a step asked for during the probe waits for it)
         if action == "move":
             return None if self.versus or self.human.game is None or self.human.game.done else True
         if action == "pick" and parameters == ("b",) and not self.versus:
