@@ -19,6 +19,7 @@ from tests.fake_engine import FakeEngine  # noqa: E402
 SHOTS = {
     "start": [],
     "play": ["2", "right", "down", "space"],
+    "versus": ["2", "v", "space", "space"],
     "experience": ["3"],
     "rounds": ["4", "k"],
     "replay": ["5", "n", "n"],
@@ -28,6 +29,7 @@ SHOTS = {
 async def shoot(name: str, keys: list[str]) -> None:
     engine = FakeEngine(Path("/nonexistent"))
     engine.release.set()
+    engine.rounds_done = 2  # two finished rounds to pick from on Play
     app = OelApp(engine=engine, settings=Settings(game=GameConfig(), run="demo"))
     async with app.run_test(size=(100, 30)) as pilot:
         for key in keys:
