@@ -90,9 +90,10 @@ async def test_tui_end_to_end_embedded_model_plays(tmp_path):
         await pilot.pause()
         assert app.engine.model_name().startswith("SmolLM2")
         await pilot.press("2")
-        await pilot.press("space")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await pilot.press("space")  # taken after the bars' reading if that is still running
+        for _ in range(4):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
         assert app.screen.agent_game.turns == 1
         assert "agent said:" in app.screen.agent_a.log_view.text()
 
