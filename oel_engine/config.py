@@ -83,7 +83,10 @@ class EvalConfig:
     """Held-out evaluation."""
 
     episodes: int = 128
-    """Held-out maps (seeds EVAL_SEED_BASE, EVAL_SEED_BASE+1, ...)."""
+    """Held-out maps: the first `episodes` of the `held_out` seeds."""
+    held_out: str = "ours"
+    """Which held-out maps: `ours` (seeds EVAL_SEED_BASE + i) or `reference` (the reference code's
+    468,460,046 + 1,000 i, which the paper presets use). No training map is either."""
     samples: int = 3
     """Repeats over sampling seeds; mean and spread are reported."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -100,6 +103,10 @@ class EvalConfig:
     (0: off; about 2 minutes per seed on a 2-core CPU with the embedded model)."""
     ood_max_new_tokens: int = 256
     """Longest answer in the instruction-following probe."""
+
+    def seeds(self, count: int | None = None) -> list[int]:
+        """The first `count` (default: `episodes`) held-out map seeds."""
+        return eval_seeds(self.episodes if count is None else count, self.held_out)
 
 
 @dataclass(frozen=True)
@@ -217,8 +224,8 @@ class LoopConfig:
         problems = []
         if not 1 <= self.rounds <= 9:
             problems.append("rounds must be 1-9")
-        if not 1 <= c.steps <= 99 or not 1 <= c.games_per_step <= 999:
-            problems.append("consolidation steps must be 1-99 and games per step 1-999")
+        if not 1 <= c.steps <= 999 or not 1 <= c.games_per_step <= 999:
+            problems.append("consolidation steps must be 1-999 and games per step 1-999")
         if not 1 <= x.runs <= 49 or not 1 <= x.steps <= 999:
             problems.append("extraction runs must be 1-49 and steps 1-999")
         if not 1 <= x.consolidation_step <= x.steps:
@@ -227,6 +234,8 @@ class LoopConfig:
             problems.append("extraction format must be structured or unstructured")
         if c.loss not in ("topk", "full", "offpolicy"):
             problems.append("loss must be topk, full or offpolicy")
+        if self.evaluation.held_out not in HELD_OUT:
+            problems.append(f"held-out maps must be one of {', '.join(HELD_OUT)}")
         if self.evaluation.probe_maps < 0:
             problems.append("the probe's maps must be 0 (the played maps) or more")
         if not 0 <= self.evaluation.ood_samples <= 9 or self.evaluation.ood_max_new_tokens < 1:
@@ -242,7 +251,15 @@ class LoopConfig:
         return self
 
 
-def eval_seeds(episodes: int) -> list[int]:
+# The reference's held-out maps (oel/verl/verl/trainer/ppo/ray_trainer.py, line 949:
+# 468382021 + 78025 + i * 1000 for i < 128).
+REFERENCE_HELD_OUT_BASE, REFERENCE_HELD_OUT_STRIDE = 468_382_021 + 78_025, 1_000
+HELD_OUT = ("ours", "reference")
+
+
+def eval_seeds(episodes: int, held_out: str = "ours") -> list[int]:
+    if held_out == "reference":
+        return [REFERENCE_HELD_OUT_BASE + REFERENCE_HELD_OUT_STRIDE * i for i in range(episodes)]
     return list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
 
 

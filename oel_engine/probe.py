@@ -64,10 +64,10 @@ def state_of(game) -> ProbeState:
                       good_moves(board), game.seed)
 
 
-def start_states(game_config: GameConfig, episodes: int) -> list[ProbeState]:
+def start_states(game_config: GameConfig, episodes: int, held_out: str = "ours") -> list[ProbeState]:
     """The held-out maps' start states that can be won (a map with no way to win has no good move)."""
     states = []
-    for seed in eval_seeds(episodes):
+    for seed in eval_seeds(episodes, held_out):
         game = make_game(game_config)
         game.reset(seed)
         state = state_of(game)

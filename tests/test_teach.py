@@ -84,7 +84,7 @@ def test_the_probe_can_read_more_maps_than_are_played(tmp_path, tiny_folder, mon
 
     asked = []
     real = evaluate.start_states
-    monkeypatch.setattr(evaluate, "start_states", lambda game, maps: asked.append(maps) or real(game, maps))
+    monkeypatch.setattr(evaluate, "start_states", lambda game, maps, held_out: asked.append(maps) or real(game, maps, held_out))
     tiny = folder_config(tiny_folder, rounds=1)
     config = replace(tiny, evaluation=replace(tiny.evaluation, episodes=2, samples=1, probe_maps=6))
     engine = Engine(tmp_path)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..config import eval_seeds
 from ..evaluation import episode_metrics
 from ..events import Progress, StageStarted
 from ..metrics import EvalKind, EvalSample, EvalSummary, OodSample
@@ -48,7 +47,7 @@ class Evaluate(Stage):
         if not pending:
             return
         ev = ctx.cfg.evaluation
-        maps = eval_seeds(ev.episodes)
+        maps = ev.seeds()
         seeds, experiences, streams = games_over_maps(
             maps, [(stream_seed(ctx.cfg.seed, r, self.name, sample), self._experience(sample)[1]) for sample in pending])
         finished: dict[int, dict[int, object]] = {sample: {} for sample in pending}
@@ -87,7 +86,7 @@ class Evaluate(Stage):
         if experience not in self.probed:
             if self.probe_states is None:
                 ev = ctx.cfg.evaluation
-                self.probe_states = start_states(ctx.cfg.game, ev.probe_maps or ev.episodes)
+                self.probe_states = start_states(ctx.cfg.game, ev.probe_maps or ev.episodes, ev.held_out)
             self.probed[experience] = held_out_probe(ctx.lm, self.probe_states, experience, ctx.stop)
         return self.probed[experience]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..config import SamplingConfig, eval_seeds
+from ..config import SamplingConfig
 from ..evaluation import episode_metrics
 from ..experience import ExperienceItem, ExperienceState, extraction_prompt, parse_extraction, truncate_items
 from ..metrics import CurvePoint, ExtractStep
@@ -150,7 +150,7 @@ class Extract(Stage):
         todo = [s for s in states if s.run not in done]
         if not todo:
             return
-        maps = eval_seeds(x.curve_episodes)
+        maps = ev.seeds(x.curve_episodes)
         seeds, experiences, streams = games_over_maps(
             maps, [(stream_seed(ctx.cfg.seed, r, "curve", n * 100 + s.run), s.text(x.format)) for s in todo])
         episodes = play_episodes(ctx.cfg.game, seeds, ctx.model_policy(ev.sampling, seed=streams[0]),
