@@ -36,16 +36,22 @@ def test_held_out_maps_ours_and_the_references():
     assert EvalConfig(episodes=3).seeds(2) == [EVAL_SEED_BASE, EVAL_SEED_BASE + 1]
 
 
-def test_a_run_evaluates_on_the_held_out_maps_it_is_set_to(tmp_path, tiny_folder):
+def test_a_run_evaluates_on_the_held_out_maps_it_is_set_to(tmp_path, tiny_folder, monkeypatch):
     from dataclasses import replace
 
+    import oel_engine.round.evaluate as evaluate
     from oel_engine.session import Engine
 
     from .test_defects import folder_config
 
+    played, probed = [], []
+    real_play, real_states = evaluate.play_episodes, evaluate.start_states
+    monkeypatch.setattr(evaluate, "play_episodes", lambda game, seeds, *a, **k: played.extend(seeds) or real_play(game, seeds, *a, **k))
+    monkeypatch.setattr(evaluate, "start_states", lambda game, n, held_out: probed.extend(
+        s.seed for s in real_states(game, n, held_out)) or real_states(game, n, held_out))
     tiny = folder_config(tiny_folder, rounds=1)
     config = replace(tiny, evaluation=replace(tiny.evaluation, episodes=2, samples=1, held_out="reference"))
-    engine = Engine(tmp_path)
-    with engine.session("ref", config) as s:
+    with Engine(tmp_path).session("ref", config) as s:
         s.run("eval_base")
-    assert sorted(e.seed for e in engine.episodes("ref")) == [468460046, 468461046]
+    assert sorted(played) == [468460046, 468461046]
+    assert probed and set(probed) <= {468460046, 468461046}
