@@ -21,6 +21,7 @@ from rich.table import Table
 
 from .config import EVAL_SEED_BASE, GAMES, GameConfig, ModelConfig, SamplingConfig
 from .errors import OelError, Stopped
+from .overrides import apply_overrides
 from .events import Event, Progress as ProgressEvent, StageFinished, StageStarted, StopFlag
 from .render import board_text
 
@@ -369,8 +370,16 @@ def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
 ExperienceFileOpt = typer.Option(None, "--experience", help="an experience file: the teacher's context instead of extracted experience (see examples/lessons/)")
 BackendOpt = typer.Option(None, "--backend", help="ours (default) or trl: TRL's SDFTTrainer with the same settings (the [trl] extra; runs under accelerate launch)")
 TeacherContextOpt = typer.Option(None, "--teacher-context", help="experience (the method), trajectories (the paper's raw-game baseline) or lessons (no extraction: the --experience file and the lessons written in the app)")
-PresetOpt = typer.Option("demo", "--preset", help="demo (CPU, embedded model), paper (GPU, reference settings) or teach (rounds of lessons, about 3 minutes each on a CPU)")
+PresetOpt = typer.Option("demo", "--preset", help="demo (CPU, embedded model), teach (rounds of lessons, about 3 "
+                         "minutes each on a CPU), paper-frozenlake or paper-sokoban (the reference's recipes, GPU)")
 RunOpt = typer.Option(..., "--run", help="run name (created if new, resumed if it exists)")
+RunGameOpt = typer.Option(None, "--game", help="frozenlake or sokoban (default: the preset's game, else frozenlake)")
+RunModelOpt = typer.Option(None, "--model", help="embedded, a Hugging Face id, or a local folder (default: the "
+                           "preset's model: Qwen/Qwen3-1.7B for paper-frozenlake, Qwen/Qwen3-4B-Instruct-2507 for "
+                           "paper-sokoban, else embedded)")
+RunThinkOpt = typer.Option(None, "--thinking/--no-thinking", help="Qwen3-style thinking (default: the preset's)")
+SetOpt = typer.Option(None, "--set", help="section.field=value, repeatable: any setting of the run "
+                      "(`oel config --preset NAME` lists them); on an existing run only what has not started")
 
 
 @contextmanager
@@ -405,11 +414,71 @@ def _round_table(name: str, log) -> Table:
     return table
 
 
+def _run_config(preset: str, game: Optional[str], model: Optional[str], device: str, thinking: Optional[bool],
+                allow_download: bool, rounds: int | None, size: int, holes: int, room: int, boxes: int, max_turns: int,
+                settings: list[str] = (), seed: int | None = None):
+    """A new run's configuration: the preset (with its own game and model unless given), then
+    `--thinking` and every `--set`. Returns it with the assignments to record."""
+    from .presets import build, default_game, default_model, default_rounds
+
+    game_config = _game_config(game or default_game(preset).name, size, holes, room, boxes, max_turns)
+    model_config = ModelConfig(model=model or default_model(preset), device=device, allow_download=allow_download)
+    config = build(preset, game_config, model_config, rounds or default_rounds(preset))
+    changes = ([f"model.thinking={thinking}"] if thinking is not None else []) + list(settings)
+    if seed is not None:
+        config = replace(config, seed=seed)
+    return apply_overrides(config, changes), changes
+
+
+@app.command("config")
+def config_cmd(
+    preset: str = PresetOpt,
+    game: Optional[str] = RunGameOpt,
+    model: Optional[str] = RunModelOpt,
+    thinking: Optional[bool] = RunThinkOpt,
+    rounds: Optional[int] = typer.Option(None, "--rounds", help="rounds (default: the preset's)"),
+    settings: Optional[list[str]] = SetOpt,
+    run: Optional[str] = typer.Option(None, "--run", help="show the settings an existing run keeps instead"),
+    json_out: bool = JsonOpt,
+    saves: Optional[Path] = SavesOpt,
+    device: str = DeviceOpt,
+    size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
+):
+    """Print every setting a run would use (a preset, then --set), or those of an existing run."""
+    from .config import to_dict
+
+    if run is not None:
+        from .runs import open_loop_run
+
+        store, config = open_loop_run(_engine(saves).saves, run, None, readonly=True)
+        overrides = store.meta().get("overrides", [])
+        store.close()
+    else:
+        config, overrides = _run_config(preset, game, model, device, thinking, False, rounds, size, holes, room,
+                                        boxes, max_turns, settings or [])
+    data = to_dict(config)
+    if json_out:
+        print(json.dumps(data))
+        return
+    for line in _flat(data) + [f"# set: {line}" for line in overrides]:
+        print(line)  # plain lines, never wrapped: for diff and grep
+
+
+def _flat(data: dict, prefix: str = "") -> list[str]:
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines += _flat(value, f"{prefix}{key}.")
+        else:
+            lines.append(f"{prefix}{key} = {json.dumps(value)}")
+    return lines
+
+
 @app.command()
 def loop(
-    game: str = GameOpt,
+    game: Optional[str] = RunGameOpt,
     preset: str = PresetOpt,
-    rounds: int = typer.Option(2, "--rounds", help="OEL rounds to run (a resumed run may add more)"),
+    rounds: Optional[int] = typer.Option(None, "--rounds", help="OEL rounds to run (default: the preset's; a resumed run may add more)"),
     run: str = RunOpt,
     experience: Optional[Path] = ExperienceFileOpt,
     teacher_context: Optional[str] = TeacherContextOpt,
@@ -417,33 +486,36 @@ def loop(
     backend: Optional[str] = BackendOpt,
     seed: int = typer.Option(0, "--seed", help="root of the run's random streams (repeat a run with other seeds for its spread)"),
     ood_samples: Optional[int] = typer.Option(None, "--ood", help="seeds of the instruction-following probe on the base and every consolidated model (0: off)"),
-    model: str = ModelOpt,
+    settings: Optional[list[str]] = SetOpt,
+    model: Optional[str] = RunModelOpt,
     device: str = DeviceOpt,
-    thinking: bool = ThinkOpt,
+    thinking: Optional[bool] = RunThinkOpt,
     allow_download: bool = DownloadOpt,
     json_out: bool = JsonOpt,
     saves: Optional[Path] = SavesOpt,
     size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
 ):
     """Run whole OEL rounds: extract -> collect -> consolidate -> evaluate. Resumable: rerun the same command."""
-    from .presets import build
     from .reporting import run_summary
 
-    game_config = _game_config(game, size, holes, room, boxes, max_turns)
-    model_config = ModelConfig(model=model, device=device, thinking=thinking, allow_download=allow_download)
-    config = build(preset, game_config, model_config, rounds)
-    changes = {k: v for k, v in (("teacher_context", teacher_context), ("loss", loss), ("backend", backend)) if v is not None}
-    config = replace(config, seed=seed, consolidation=replace(config.consolidation, **changes))
-    if ood_samples is not None:
-        config = replace(config, evaluation=replace(config.evaluation, ood_samples=ood_samples))
-    config = config.validate()
+    # the shorthand flags are settings like any other: one mechanism, recorded in the run
+    shorthands = [f"consolidation.{k}={v}" for k, v in (("teacher_context", teacher_context), ("loss", loss),
+                                                        ("backend", backend)) if v is not None]
+    shorthands += [f"evaluation.ood_samples={ood_samples}"] if ood_samples is not None else []
+    config, changes = _run_config(preset, game, model, device, thinking, allow_download, rounds, size, holes, room,
+                                  boxes, max_turns, shorthands + list(settings or []), seed=seed)
     engine = _engine(saves)
+    new_run = not (engine.saves / run).is_dir()
     with _working(engine, run, config, json_out) as (session, view, stop):
+        if new_run:
+            session.note_settings([f"created: {c}" for c in changes])
+        else:
+            session.apply_settings(changes)
         if experience is not None:
             session.use_experience_file(experience)
         _status(f"Run {run} is in {session.store.path}; watch it live from another terminal (or over SSH): "
                 f"oel-tui --saves {session.store.path.parent} --run {run}")
-        session.run_rounds(rounds, view, stop)
+        session.run_rounds(session.config.rounds if rounds is None else rounds, view, stop)
         log = session.report().metrics
     summary = run_summary(log)
     if not json_out:
@@ -464,19 +536,17 @@ def extract(
     format: Optional[str] = typer.Option(None, "--format", help="structured or unstructured"),
     runs: Optional[int] = typer.Option(None, "--runs", help="K independent extraction runs"),
     steps: Optional[int] = typer.Option(None, "--steps", help="N accumulation steps per run"),
-    game: str = GameOpt,
+    game: Optional[str] = RunGameOpt,
     preset: str = PresetOpt,
-    model: str = ModelOpt,
+    model: Optional[str] = RunModelOpt,
     device: str = DeviceOpt,
+    thinking: Optional[bool] = RunThinkOpt,
     json_out: bool = JsonOpt,
     saves: Optional[Path] = SavesOpt,
     size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
 ):
     """Extract experience for the run's current round (a new run starts from --preset)."""
-    from .presets import build
-
-    game_config = _game_config(game, size, holes, room, boxes, max_turns)
-    config = build(preset, game_config, ModelConfig(model=model, device=device), 1)
+    config, _ = _run_config(preset, game, model, device, thinking, False, 1, size, holes, room, boxes, max_turns)
     with _working(_engine(saves), run, config, json_out) as (session, view, stop):
         session.override("extraction", format=format, runs=runs, steps=steps)
         session.run("extract", view, stop)

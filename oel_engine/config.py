@@ -32,6 +32,9 @@ class GameConfig:
     """Sokoban box count (paper: 1)."""
     max_turns: int = 5
     """Model calls per game, invalid ones included (paper: 5)."""
+    objective: bool = False
+    """State the objective in every turn prompt (win in the fewest steps, one move per turn), as
+    the reference's turn prompt does; the paper presets turn it on."""
 
     def label(self) -> str:
         if self.name == "frozenlake":
@@ -136,6 +139,11 @@ class ExtractionConfig:
     include_human: bool = True
     """Also read the games a person played in this round (before the model's steps, as step 0;
     their items carry source "human")."""
+    reasoning: bool = False
+    """Free text only: ask the extractor to reason step by step about the rules and what wins or
+    loses, then write its additional experience with no count limit; the whole answer (reasoning
+    included, thinking removed) is kept, as the reference's free-text prompt ("v3") does. Off:
+    1-2 short lessons and no reasoning, since the whole answer becomes the item (the demo)."""
     worked_example: bool = False
     """Show the extractor a worked example first: a short game of an unrelated toy task (a vending
     machine) and a good answer to it in the run's format, so a small model sees what an item
@@ -166,12 +174,19 @@ class ConsolidationConfig:
     """Student sampling nucleus mass (reference: 1.0)."""
     max_new_tokens: int = 1024
     """Longest student response."""
+    update: str = "lora"
+    """What the optimizer moves: `lora` (an adapter per round, merged into the weights after it)
+    or `full` (every weight, as the reference does; the teacher is then a frozen copy of the
+    round's starting weights, so it needs about twice the model's memory plus AdamW's state)."""
     learning_rate: float = 1e-4
-    """LoRA learning rate (constant). The demo preset uses 1e-3, chosen on the embedded model by
+    """Constant learning rate. LoRA: the demo preset uses 1e-3, chosen on the embedded model by
     how much of a lesson's effect consolidation keeps (bench/lesson_probe.py, README); for a
-    larger model, measure again with `--model`."""
+    larger model LoRA's rate is a guess until measured with `--model`. Full fine-tuning: the
+    reference's 5e-6 (Qwen3-1.7B) or 1e-6 (Qwen3-4B)."""
     weight_decay: float = 0.01
+    """AdamW weight decay (the reference: 0.01; betas 0.9, 0.999)."""
     grad_clip: float = 1.0
+    """Gradient norm clip (the reference: 1.0)."""
     micro_batch: int = 4
     """Sequences per forward/backward; gradients are accumulated to one optimizer step."""
     lora_rank: int = 16
@@ -240,6 +255,8 @@ class LoopConfig:
             problems.append("the probe's maps must be 0 (the played maps) or more")
         if not 0 <= self.evaluation.ood_samples <= 9 or self.evaluation.ood_max_new_tokens < 1:
             problems.append("instruction probe seeds must be 0-9 and its answers at least 1 token")
+        if c.update not in ("lora", "full"):
+            problems.append("consolidation update must be lora or full")
         if c.backend not in ("ours", "trl"):
             problems.append("consolidation backend must be ours or trl")
         if c.teacher_context not in TEACHER_CONTEXTS:

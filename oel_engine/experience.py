@@ -125,14 +125,19 @@ def worked_example(fmt: str) -> str:
 
 
 def extraction_prompt(episode: Episode, previous: str | None, fmt: str = "structured",
-                      example: bool = False) -> list[dict]:
+                      example: bool = False, reasoning: bool = False) -> list[dict]:
     """The extractor's chat prompt for one trajectory (with `example`, a worked example from a toy
-    task comes first)."""
+    task comes first; with `reasoning`, free text asks for step-by-step reasoning, then the
+    additional experience with no count limit)."""
     if fmt == "structured":
         how = (
             "First reason step by step about what happened and why. Then write 1-2 new items, "
             f'each on its own line in exactly this format:\n{ITEM_PREFIX} <one general lesson>'
         )
+    elif reasoning:  # the whole answer, reasoning included, becomes the experience (the reference's v3)
+        how = ("Compare what won and what lost, guess the rules and the strategies that win, and "
+               "reason step by step. Then write your additional experience: possible rules, "
+               "instructions or winning strategies, as many as you find useful.")
     else:  # the whole answer becomes the item, so no reasoning is asked for
         how = "Write 1-2 short new lessons as plain text."
     previous_block = previous.strip() if previous and previous.strip() else "(none yet)"

@@ -1,8 +1,7 @@
-"""Presets: `demo` for a 2-core CPU and the embedded model, `paper` for a GPU with the reference's
-settings, `teach` for rounds of a person's lessons while a room watches.
-
-Where the reference (method.md) gives a number, `paper` uses it; where it is silent (extraction
-steps N, the experience token budget, the LoRA settings), the choice is ours and marked here.
+"""Presets: `demo` for a 2-core CPU and the embedded model, `teach` for rounds of a person's
+lessons while a room watches, and the reference's two released recipes for a GPU,
+`paper-frozenlake` (Qwen3-1.7B) and `paper-sokoban` (Qwen3-4B-Instruct-2507), every value as the
+reference's scripts set it (cited beside each). `paper` is the old name of `paper-frozenlake`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from .config import (
 )
 from .errors import OelError
 
-PRESETS = ("demo", "paper", "teach")
+PRESETS = ("demo", "teach", "paper-frozenlake", "paper-sokoban")
 # The teach preset's sizes (measured to fit a round in 3 minutes on a 2-core CPU).
 TEACH_STEPS, TEACH_GAMES_PER_STEP = 3, 4
 TEACH_EVAL_MAPS, TEACH_EVAL_SAMPLES, TEACH_PROBE_MAPS = 16, 2, 32
@@ -44,21 +43,97 @@ def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
     )
 
 
-def paper(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
-    """The reference's settings: 64 games per step, 20 steps, 5 turns, 1024 tokens, K=10, T=0.7,
-    top-k 256 reverse KL; held-out eval on 128 maps with T 0.7 / top_p 0.8 / top_k 20.
-    Ours: N=20 extraction steps (experience at step 10), a 2048-token experience budget, LoRA r16."""
+# The reference is microsoft/LMOps, folder oel/ (commit 4f2a9de). Citations below name its
+# files: usage_example.sh, scripts/textgame_*.sh, tools/make_exp_list.py,
+# verl/verl/trainer/config/ppo_trainer.yaml, verl/verl/trainer/ppo/ray_trainer.py and
+# verl/verl/workers/rollout/vllm_rollout/vllm_rollout_spmd.py (tests/test_presets.py pins each value).
+PAPER_MODELS = {"paper-frozenlake": "Qwen/Qwen3-1.7B", "paper-sokoban": "Qwen/Qwen3-4B-Instruct-2507"}
+PAPER_GAMES = {"paper-frozenlake": GameConfig(name="frozenlake", size=3, holes=2, max_turns=5),
+               "paper-sokoban": GameConfig(name="sokoban", room=6, boxes=1, max_turns=5)}
+
+
+def _paper(game: GameConfig, model: ModelConfig, rounds: int, *, preset: str, thinking: bool, reasoning_free_text: bool,
+           steps: int, use_step: int, budget: int, consolidation_steps: int, learning_rate: float) -> LoopConfig:
+    """What both released recipes share, with the values where they differ passed in."""
     return LoopConfig(
-        game=game,
-        model=model,
+        # the turn prompt states the objective (vllm_rollout_spmd.py:274-277); at most 5 model
+        # calls per game (usage_example.sh:4,35 "...,1024,5,...")
+        game=replace(game, objective=True),
+        # thinking per recipe; float32 master weights: a 1e-6 step would round away in bf16
+        # weights (the reference trains FSDP float32 parameters in bf16 compute)
+        model=replace(model, thinking=thinking, dtype="float32"),
+        # collection: T 0.7, no top-p/top-k (textgame_generate_deploy.sh:106), 1024 tokens
+        # (textgame_generate_deploy.sh:7 MAX_RESPONSE_LENGTH=1024)
         deploy=SamplingConfig(temperature=0.7, top_p=1.0, top_k=0, max_new_tokens=1024),
-        extraction=ExtractionConfig(runs=10, steps=20, curve_every=5, curve_episodes=32, max_new_tokens=1024),
-        consolidation=ConsolidationConfig(steps=20, games_per_step=64, max_new_tokens=1024, micro_batch=4),
-        evaluation=EvalConfig(episodes=128, samples=3,
-                              sampling=SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=1024)),
+        extraction=ExtractionConfig(
+            runs=10,  # checkpoints 50..500 step 50 (usage_example.sh:4,35; tools/make_exp_list.py:16)
+            steps=steps,  # VAL_SAMPLES_LIMIT (usage_example.sh:4,35)
+            use_step=use_step,  # the last field of make_exp_list (usage_example.sh:4,35)
+            format="unstructured" if reasoning_free_text else "structured",  # prompt v3 / v4 (ray_trainer.py:1664-1710)
+            reasoning=reasoning_free_text,  # v3: "After careful reasoning step by step, output ..." (ray_trainer.py:1664-1680)
+            accumulate=not reasoning_free_text,  # EXP_SEL_WITH_PREV: False / True (usage_example.sh:35 / :4)
+            budget_tokens=budget,  # experience_max_length (usage_example.sh:6,37)
+            max_new_tokens=budget,  # MAX_RESPONSE_LENGTH "used as max length for experiential knowledge" (textgame_extract_inturn.sh:22)
+            curve_every=5, curve_episodes=32),  # ours: the reference measures checkpoints instead
+        consolidation=ConsolidationConfig(
+            steps=consolidation_steps,  # --total_training_steps (usage_example.sh:8,39)
+            games_per_step=128,  # data.train_batch_size 128 (ppo_trainer.yaml:42), not overridden by the deploy script
+            loss="topk", top_k=256,  # --kl_loss_type full --kl_topk 256: top-k distribution KL (usage_example.sh:8,39)
+            renormalize=False,  # KL_RENORM_TOPK=False (textgame_consolidate.sh:10)
+            temperature=0.7, top_p=1.0,  # rollout.temperature=0.7 (textgame_consolidate.sh:152)
+            max_new_tokens=1024,  # MAX_RESPONSE_LENGTH=1024 (textgame_consolidate.sh:11)
+            update="full",  # full fine-tuning: no LoRA in the consolidate script or ppo_trainer.yaml
+            learning_rate=learning_rate,  # --actor_lr (usage_example.sh:8,39), constant (ppo_trainer.yaml:281)
+            weight_decay=0.01,  # ppo_trainer.yaml:287
+            grad_clip=1.0,  # ppo_trainer.yaml:177
+            autocast="bf16",  # bf16 compute
+            micro_batch=4, gradient_checkpointing="auto"),  # ours (enable_gradient_checkpointing=True on CUDA)
+        evaluation=EvalConfig(
+            episodes=128, held_out="reference",  # held_out_size=128, seeds 468460046 + 1000 i (ray_trainer.py:949)
+            samples=3,  # ours: the released scripts read one sampling seed; more only add precision
+            sampling=SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=1024)),  # val_kwargs (textgame_eval.sh:96-98)
         rounds=rounds,
-        preset="paper",
+        preset=preset,
     )
+
+
+def paper_frozenlake(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
+    """The reference's Frozen Lake recipe for Qwen3-1.7B (usage_example.sh:32-52): thinking on,
+    free-text extraction that reasons first and does not see earlier experience, K/N/step
+    10/30/15, a 2048-token experience, 20 full fine-tuning steps at 5e-6 per round, 2 rounds."""
+    return _paper(game, model, rounds, preset="paper-frozenlake", thinking=True, reasoning_free_text=True,
+                  steps=30, use_step=15, budget=2048, consolidation_steps=20, learning_rate=5e-6)
+
+
+def paper_sokoban(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
+    """The reference's Sokoban recipe for Qwen3-4B-Instruct-2507 (usage_example.sh:1-29): thinking
+    off, structured items that see earlier experience, K/N/step 10/100/50, an 8192-token
+    experience, 100 full fine-tuning steps at 1e-6 per round, 3 rounds."""
+    return _paper(game, model, rounds, preset="paper-sokoban", thinking=False, reasoning_free_text=False,
+                  steps=100, use_step=50, budget=8192, consolidation_steps=100, learning_rate=1e-6)
+
+
+def default_rounds(preset: str) -> int:
+    """Rounds of a preset's run: the reference ran 3 on Sokoban (usage_example.sh:2,12,20), 2 on
+    Frozen Lake (:33,43); the CPU presets 2."""
+    return 3 if canonical(preset) == "paper-sokoban" else 2
+
+
+def default_model(preset: str) -> str:
+    """The model a preset was made for (`embedded` for the CPU presets)."""
+    return PAPER_MODELS.get(canonical(preset), "embedded")
+
+
+def default_game(preset: str, name: str | None = None) -> GameConfig:
+    """The game a preset was made for, or `name` with the paper's map family."""
+    preset = canonical(preset)
+    if name is None and preset in PAPER_GAMES:
+        return PAPER_GAMES[preset]
+    return GameConfig(name=name or "frozenlake")
+
+
+def canonical(preset: str) -> str:
+    return ALIASES.get(preset, preset)
 
 
 def teach(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
@@ -78,13 +153,16 @@ def teach(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
     )
 
 
-BUILDERS = {"demo": demo, "paper": paper, "teach": teach}
+BUILDERS = {"demo": demo, "teach": teach, "paper-frozenlake": paper_frozenlake, "paper-sokoban": paper_sokoban}
+ALIASES = {"paper": "paper-frozenlake"}  # the old name of the Frozen Lake recipe
 
 
 def build(preset: str, game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
-    if preset not in BUILDERS:
+    name = canonical(preset)
+    if name not in BUILDERS:
         raise OelError(f"unknown preset '{preset}': choose {', '.join(PRESETS)}")
-    return BUILDERS[preset](game, model, rounds).validate()
+    return BUILDERS[name](game, model, rounds).validate()
 
 
-__all__ = ["PRESETS", "build", "demo", "paper", "teach"]
+__all__ = ["PRESETS", "build", "canonical", "default_game", "default_model", "default_rounds", "demo", "paper_frozenlake", "paper_sokoban",
+           "teach"]

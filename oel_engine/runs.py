@@ -120,7 +120,9 @@ def _check_compatible(name: str, old: LoopConfig, new: LoopConfig) -> None:
     differences = []
     if old.game != new.game:
         differences.append(f"game {old.game.label()}")
-    if old.preset != new.preset and new.preset != "custom":
+    from .presets import canonical
+
+    if canonical(old.preset) != canonical(new.preset) and new.preset != "custom":
         differences.append(f"preset {old.preset}")
     if old.model.model != new.model.model:
         differences.append(f"model {old.model.model}")

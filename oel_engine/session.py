@@ -384,22 +384,45 @@ class RunSession:
         """Change `extraction` or `consolidation` settings of the current round; refused once
         that stage has started (a run's artifacts must come from one set of settings)."""
         values = {k: v for k, v in values.items() if v is not None}
-        if not values:
-            return
-        r = self.current_round
-        if section == "extraction":
-            started = bool(self.art.snapshot_records(r))
-        elif section == "consolidation":
-            started = self.art.checkpoint_file(r).exists() or self.art.stage_done(r, "consolidate")
-        else:
-            raise OelError(f"settings of '{section}' cannot be changed on a run")
-        if started:
-            raise OelError(f"{section} of round {r} has started with other settings; use a new run to change them")
-        config = replace(self.config, **{section: replace(getattr(self.config, section), **values)}).validate()
+        if values:
+            self._save_settings(replace(self.config, **{section: replace(getattr(self.config, section), **values)}),
+                                [f"{section}.{k}={v}" for k, v in values.items()])
+
+    def apply_settings(self, assignments: list[str]) -> None:
+        """`section.field=value` assignments (`oel loop --set`) onto this run: extraction and
+        consolidation settings until that stage of the current round has started, `rounds` at
+        any time; anything else a run keeps from its start."""
+        from .overrides import apply_overrides
+
+        if assignments:
+            self._save_settings(apply_overrides(self.config, assignments), list(assignments))
+
+    def _save_settings(self, config: LoopConfig, assignments: list[str]) -> None:
+        from dataclasses import asdict
+
         from .runs import save_config
 
+        config = config.validate()
+        r = self.current_round
+        for section in ("game", "model", "deploy", "evaluation", "seed", "preset"):
+            if getattr(config, section) != getattr(self.config, section):
+                raise OelError(f"run {self.store.name} keeps the {section} settings it was started with; "
+                               "use a new run to change them")
+        started = {"extraction": lambda: bool(self.art.snapshot_records(r)),
+                   "consolidation": lambda: self.art.checkpoint_file(r).exists() or self.art.stage_done(r, "consolidate")}
+        for section, has_started in started.items():
+            if asdict(getattr(config, section)) != asdict(getattr(self.config, section)) and has_started():
+                raise OelError(f"{section} of round {r} has started with other settings; use a new run to change them")
+        if config == self.config:
+            return
         save_config(self.store, config)
+        self.note_settings([f"round {r}: {a}" for a in assignments])
         self.config = config
+
+    def note_settings(self, lines: list[str]) -> None:
+        """Keep, in the run's index, how its settings came to differ from its preset."""
+        if lines:
+            self.store.set_meta(overrides=self.store.meta().get("overrides", []) + list(lines))
 
     # -- stages -----------------------------------------------------------------------------------
 

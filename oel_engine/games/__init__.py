@@ -13,9 +13,9 @@ def make_game(config: GameConfig) -> Game:
     """A fresh game for `config`; raises OelError on an unknown game or impossible size."""
     try:
         if config.name == "frozenlake":
-            return FrozenLake(config.size, config.holes, config.max_turns)
+            return FrozenLake(config.size, config.holes, config.max_turns, config.objective)
         if config.name == "sokoban":
-            return Sokoban(config.room, config.boxes, config.max_turns)
+            return Sokoban(config.room, config.boxes, config.max_turns, config.objective)
     except ValueError as exc:
         raise OelError(str(exc)) from None
     raise OelError(f"unknown game '{config.name}': choose one of {', '.join(GAMES)}")

@@ -82,9 +82,14 @@ class Game(ABC):
     """A game instance; call reset(seed) before step()."""
 
     name: str = ""
+    player_description: str = ""
+    # The reference's turn prompt states the goal (GameConfig.objective); our own wording.
+    OBJECTIVE = "Pick the move that wins in the fewest steps; you move one step per turn."
 
-    def __init__(self, max_turns: int = 5):
+    def __init__(self, max_turns: int = 5, objective: bool = False):
         self.max_turns = max_turns
+        if objective:  # an instance attribute: every prompt built from this game carries it
+            self.player_description = f"{type(self).player_description} {self.OBJECTIVE}"
         self.messages: list[Message] = []
         self.turns = 0
         self.done = False

@@ -14,8 +14,8 @@ class FrozenLake(Game):
         "(or [w], [a], [s], [d])."
     )
 
-    def __init__(self, size: int = 3, holes: int = 2, max_turns: int = 5):
-        super().__init__(max_turns)
+    def __init__(self, size: int = 3, holes: int = 2, max_turns: int = 5, objective: bool = False):
+        super().__init__(max_turns, objective)
         if size < 2:
             raise ValueError("Frozen Lake needs a grid of at least 2x2")
         if not 0 <= holes <= size * size - 3:

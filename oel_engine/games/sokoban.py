@@ -17,8 +17,8 @@ class Sokoban(Game):
         "(or [w], [a], [s], [d])."
     )
 
-    def __init__(self, room: int = 6, boxes: int = 1, max_turns: int = 5):
-        super().__init__(max_turns)
+    def __init__(self, room: int = 6, boxes: int = 1, max_turns: int = 5, objective: bool = False):
+        super().__init__(max_turns, objective)
         if room < 5:
             raise ValueError("a Sokoban room must be at least 5x5")
         if not 1 <= boxes <= 4:

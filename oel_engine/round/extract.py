@@ -70,7 +70,7 @@ class Extract(Stage):
         active = [s for s in self.states if s.step < n]  # a run already past step n is never replayed
         episodes = self._play(ctx, r, n, [s.run for s in active])
         previous = [s.text(x.format) if x.accumulate else None for s in active]
-        answers = self._answers(ctx, r, n, [extraction_prompt(e, p, x.format, x.worked_example)
+        answers = self._answers(ctx, r, n, [extraction_prompt(e, p, x.format, x.worked_example, x.reasoning)
                                             for e, p in zip(episodes, previous)],
                                 [s.run for s in active])
         empty = self._add_items(ctx, active, zip(episodes, answers), n)
@@ -133,7 +133,8 @@ class Extract(Stage):
         empty = 0
         for g, episode in enumerate(self.humans):
             ctx.stop.check()
-            prompts = [extraction_prompt(episode, s.text(x.format) if x.accumulate else None, x.format, x.worked_example)
+            prompts = [extraction_prompt(episode, s.text(x.format) if x.accumulate else None, x.format, x.worked_example,
+                                         x.reasoning)
                        for s in self.states]
             answers = self._answers(ctx, r, 900 + g, prompts, [s.run for s in self.states])
             empty += self._add_items(ctx, self.states, [(episode, a) for a in answers], HUMAN_STEP)
