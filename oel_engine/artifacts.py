@@ -9,7 +9,8 @@ saves/<run>/
                                           context from round `from_round` on, instead of extraction
   consolidation/round-R.jsonl             prefixes: {"prompt": [...], "privileged_context": "..."} + step
   checkpoints/round-R.pt                  LoRA + optimizer state at the last checkpointed step
-  adapters/round-R/                       the round's LoRA adapter (PEFT format)
+  adapters/round-R/                       the round's LoRA adapter (PEFT format), or its whole model
+                                          after full fine-tuning (config.json + safetensors)
   collect/round-R.partial.jsonl           games of an unfinished collection step (resume point)
 """
 
@@ -268,8 +269,12 @@ class RunArtifacts:
         return target
 
     def adapters(self) -> list[Path]:
+        """Each finished round's update, oldest first: a LoRA adapter, or after full fine-tuning
+        the whole model (`model/round_weights.py` applies either)."""
+        from .model.round_weights import is_update
+
         out, r = [], 0
-        while (self.adapter_dir(r) / "adapter_config.json").is_file():
+        while is_update(self.adapter_dir(r)):
             out.append(self.adapter_dir(r))
             r += 1
         return out

@@ -1,4 +1,5 @@
-"""`oel merge`: the run's base model with its LoRA adapters merged in, as a plain HF checkpoint."""
+"""`oel merge`: the run's base model with its rounds applied (LoRA adapters merged in, or a full
+fine-tuned round's model), as a plain HF checkpoint."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from .storage import RunStore
 
 
 def merge_run(store: RunStore, config: LoopConfig, out_dir: Path, last_round: int | None = None, status=None) -> Path:
-    """Apply adapters 0..last_round in order (each was trained on the previous merge) and save."""
-    from peft import PeftModel
+    """Apply rounds 0..last_round in order (each was trained on the previous one) and save."""
+    from dataclasses import replace
 
     from .model.loader import load_language_model
+    from .model.round_weights import apply_rounds
 
     adapters = RunArtifacts(store).adapters()
     if not adapters:
@@ -27,13 +29,9 @@ def merge_run(store: RunStore, config: LoopConfig, out_dir: Path, last_round: in
     out_dir = Path(out_dir).expanduser()
     if out_dir.exists() and any(out_dir.iterdir()):
         raise OelError(f"'{out_dir}' exists and is not empty: choose a new folder")
-    lm = load_language_model(config.model, status=status)
-    model = lm.model
-    for folder in adapters:
-        if status:
-            status(f"Merging {folder.name}...")
-        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    lm = load_language_model(replace(config.model, adapter=None), status=status)
+    apply_rounds(lm, str(store.path.resolve()), adapters, len(adapters), status or (lambda _: None))
     with atomic_directory(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        lm.model.save_pretrained(tmp, safe_serialization=True)
         lm.tokenizer.save_pretrained(tmp)
     return out_dir

@@ -169,6 +169,7 @@ class Engine:
             return None
         from .model.loader import restore_base
         from .model.round_adapters import RoundAdapters
+        from .model.round_weights import apply_rounds, is_full_model
 
         store, config = open_loop_run(self.saves, agent.run, None, readonly=True)
         try:
@@ -178,11 +179,16 @@ class Engine:
         lm = self.ensure_model(config.model, status)
         if self._adapters is None or self._adapters.lm is not lm:
             self._adapters = RoundAdapters(lm)
-        if lm.merged != (None, 0):  # a stage in this process merged rounds in, or an --adapter: the base first
+        if any(is_full_model(f) for f in folders[:agent.rounds]):
+            # full fine-tuned rounds hold whole models: that round's weights are loaded instead
             self._adapters.release()
-            status("Reloading the base model...")
-            restore_base(lm, status)
-        self._adapters.select(run_key, folders, agent.rounds)
+            apply_rounds(lm, run_key, folders, agent.rounds, status)
+        else:
+            if lm.merged != (None, 0):  # a stage in this process merged rounds in, or an --adapter: the base first
+                self._adapters.release()
+                status("Reloading the base model...")
+                restore_base(lm, status)
+            self._adapters.select(run_key, folders, agent.rounds)
         return self.teacher_context(agent.run) if agent.teacher else None
 
     def release_agents(self) -> None:

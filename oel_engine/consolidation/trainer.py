@@ -54,42 +54,70 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class Distiller:
-    """Owns the LoRA adapter and the optimizer for one round.
+    """Owns the trained weights (a LoRA adapter, or every weight with `update="full"`) and the
+    optimizer for one round.
 
-    While it lives, `lm` holds the LoRA-wrapped model. It ends in one of two ways: `merge()` folds
-    the adapter in (the next round's policy), `detach()` drops it (a stopped or failed round), so
-    the loaded model never keeps a half-trained adapter switched on."""
+    While it lives, `lm` holds the model being trained. It ends in one of two ways: `merge()`
+    makes the trained weights the next round's policy, `detach()` drops them (a stopped or failed
+    round), so the loaded model never keeps a half-trained adapter switched on."""
 
     def __init__(self, lm: LanguageModel, cfg: ConsolidationConfig, seed: int = 0):
-        from peft import LoraConfig, get_peft_model
-
         self.lm, self.cfg = lm, cfg
         self.device = lm.device
         self.precision = choose_autocast(cfg.autocast, self.device)
+        self.full = cfg.update == "full"
+        if any("lora_" in name for name, _ in lm.model.named_parameters()):
+            raise OelError("the loaded model still carries a LoRA adapter; merge or drop it before a new one")
+        self.base_model = lm.model
+        self.frozen_teacher = None  # full fine-tuning: a frozen copy of the round's starting weights
+        if self.full:
+            self.peft = lm.model  # every weight trains (the name is the trained model's in both modes)
+            for p in self.peft.parameters():
+                p.requires_grad_(True)
+            self.frozen_teacher = self._frozen_copy(lm.model)
+        else:
+            self.peft = self._wrap_lora(lm, cfg, seed)
+        lm.use_weights(self.peft)
+        self._scorer = self.peft  # the model the scoring passes run: the student, or the teacher inside teacher()
+        if self._checkpointing():
+            self.peft.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if not self.full:
+                self.peft.enable_input_require_grads()
+        self.params = [p for p in self.peft.parameters() if p.requires_grad]
+        # after get_peft_model: the frozen base layers are the ones to hold in bf16
+        self.frozen = (FrozenLinearsInDtype(self.peft, torch.bfloat16)
+                       if self.precision.choice == "bf16" and not self.full else None)
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.learning_rate, betas=(0.9, 0.999),
+                                           weight_decay=cfg.weight_decay)
+
+    def _wrap_lora(self, lm: LanguageModel, cfg: ConsolidationConfig, seed: int):
+        from peft import LoraConfig, get_peft_model
+
         present = {name.rsplit(".", 1)[-1] for name, _ in lm.model.named_modules()}
         targets = [m for m in cfg.target_modules if m in present]
         if not targets:
             raise OelError(f"none of the LoRA target modules {list(cfg.target_modules)} exist in {lm.name}")
         lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=targets, bias="none", task_type="CAUSAL_LM")
-        if any("lora_" in name for name, _ in lm.model.named_parameters()):
-            raise OelError("the loaded model still carries a LoRA adapter; merge or drop it before a new one")
-        self.base_model = lm.model
         # A seeded LoRA initialisation: runs are reproducible and a crash during step 0 resumes
         # from the same start. A forked RNG leaves everyone else's random streams alone.
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            self.peft = get_peft_model(lm.model, lora)
-        lm.use_weights(self.peft)
-        if self._checkpointing():
-            self.peft.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            self.peft.enable_input_require_grads()
-        self.params = [p for p in self.peft.parameters() if p.requires_grad]
-        # after get_peft_model: the frozen base layers are the ones to hold in bf16
-        self.frozen = FrozenLinearsInDtype(self.peft, torch.bfloat16) if self.precision.choice == "bf16" else None
-        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.learning_rate, betas=(0.9, 0.999),
-                                           weight_decay=cfg.weight_decay)
+            return get_peft_model(lm.model, lora)
+
+    def _frozen_copy(self, model):
+        """The round's starting weights for the teacher while every weight trains: a copy that
+        never changes, in bf16 where the scoring passes run in bf16 anyway (half the memory)."""
+        import copy
+
+        teacher = copy.deepcopy(model)
+        if self.precision.choice == "bf16":
+            teacher.to(torch.bfloat16)
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher
 
     # -- switches -------------------------------------------------------------------------------
 
@@ -110,8 +138,16 @@ class Distiller:
 
     @contextlib.contextmanager
     def teacher(self):
-        """The round's starting model: the adapter switched off, in eval mode (it has no
-        dropout of its own, and checkpointed layers in training mode would drop a prefix cache)."""
+        """The round's starting model for the scoring passes: the adapter switched off (or, full
+        fine-tuning, the frozen copy), in eval mode (it has no dropout of its own, and
+        checkpointed layers in training mode would drop a prefix cache)."""
+        if self.full:
+            self._scorer = self.frozen_teacher
+            try:
+                yield
+            finally:
+                self._scorer = self.peft
+            return
         was_training = self.peft.training
         self.peft.eval()
         try:
@@ -119,6 +155,19 @@ class Distiller:
                 yield
         finally:
             self.peft.train(was_training)
+
+    @contextlib.contextmanager
+    def teacher_sampling(self):
+        """The teacher writing responses (the off-policy baseline): generation runs what `lm` holds."""
+        if not self.full:
+            with self.teacher():
+                yield
+            return
+        self.lm.use_weights(self.frozen_teacher)
+        try:
+            yield
+        finally:
+            self.lm.use_weights(self.peft)
 
     # -- the step -------------------------------------------------------------------------------
 
@@ -131,7 +180,7 @@ class Distiller:
         # one stream per prefix: a response does not depend on how prefixes are batched
         generators = [torch.Generator(device=self.device).manual_seed(p.sampling_seed) for p in prefixes]
         self.lm.generator.reset_cache()  # the weights changed since the last step
-        context = self.teacher() if as_teacher else contextlib.nullcontext()
+        context = self.teacher_sampling() if as_teacher else contextlib.nullcontext()
         size = max(1, self.lm.config.batch_size)
         responses: list[list[int]] = []
         with context, self._autocast():
@@ -157,7 +206,7 @@ class Distiller:
     def response_logits(self, sequences: list[list[int]], response_lens: list[int],
                         prefix: SharedPrefix | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits predicting each response token, [B, R, V], and the response mask [B, R]."""
-        return response_logits(self.peft, sequences, response_lens, self.lm.generator.pad_id, self.device, prefix)
+        return response_logits(self._scorer, sequences, response_lens, self.lm.generator.pad_id, self.device, prefix)
 
     def shared_prefix(self, sequences: list[list[int]], response_lens: list[int]) -> SharedPrefix | None:
         """The tokens all `sequences` start with, run once (None when too few to be worth it).
@@ -165,7 +214,7 @@ class Distiller:
         n = shared_length(sequences, response_lens) if full_attention_only(self.peft.config) else 0
         if n == 0 or (torch.is_grad_enabled() and self.peft.training and self._checkpointing()):
             return None
-        return SharedPrefix.run(self.peft, sequences[0][:n], self.device)
+        return SharedPrefix.run(self._scorer, sequences[0][:n], self.device)
 
     def pair_logits(self, batch: list[Scored], teacher_prefix: SharedPrefix | None = None,
                     student_prefix: SharedPrefix | None = None, precision=contextlib.nullcontext):
@@ -290,25 +339,54 @@ class Distiller:
     # -- saving -----------------------------------------------------------------------------------
 
     def save_adapter(self, folder) -> None:
+        """The round's update: the adapter, or (full fine-tuning) the whole model with its
+        tokenizer, a folder any Hugging Face loader (and `--model`) takes."""
         self.peft.save_pretrained(str(folder))
+        if self.full:
+            self.lm.tokenizer.save_pretrained(str(folder))
 
     def state(self) -> dict:
+        if self.full:
+            return {"model": self.peft.state_dict(), "optimizer": self.optimizer.state_dict()}
         from peft import get_peft_model_state_dict
 
         return {"adapter": get_peft_model_state_dict(self.peft), "optimizer": self.optimizer.state_dict()}
 
     def load_state(self, state: dict) -> None:
-        from peft import set_peft_model_state_dict
+        if self.full:
+            if "model" not in state:
+                raise OelError("the checkpoint holds a LoRA adapter, not full weights: the run's update setting changed")
+            self.peft.load_state_dict(state["model"])
+        else:
+            from peft import set_peft_model_state_dict
 
-        set_peft_model_state_dict(self.peft, state["adapter"])
+            if "adapter" not in state:
+                raise OelError("the checkpoint holds full weights, not a LoRA adapter: the run's update setting changed")
+            set_peft_model_state_dict(self.peft, state["adapter"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.lm.weights_changed()
 
     def merge(self) -> None:
-        """Fold the adapter into the base: the next round's policy and teacher."""
+        """The trained weights become the next round's policy and teacher (the adapter folded in)."""
+        if self.full:
+            self._finish_full()
+            return
         self.lm.use_weights(self.peft.merge_and_unload())
 
     def detach(self) -> None:
-        """Drop the adapter without merging it: the model is the round's starting policy again."""
+        """Drop what this round trained: the adapter is removed unmerged; after full fine-tuning
+        the weights changed in place, so they are marked as no round's (the next stage reloads)."""
+        if self.full:
+            self._finish_full()
+            self.lm.merged = ("changed by a stopped round", 1)
+            return
         if any("lora_" in name for name, _ in self.lm.model.named_parameters()):
             self.lm.use_weights(self.peft.unload())
+
+    def _finish_full(self) -> None:
+        for p in self.peft.parameters():
+            p.requires_grad_(False)
+        if self._checkpointing():
+            self.peft.gradient_checkpointing_disable()
+        self.frozen_teacher = None
+        self.lm.use_weights(self.peft)

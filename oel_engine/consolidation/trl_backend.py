@@ -50,6 +50,9 @@ class TrlDistiller(Distiller):
 
     def __init__(self, lm, cfg: ConsolidationConfig, seed: int = 0):
         require_trl()
+        if cfg.update != "lora":
+            raise OelError("the TRL backend trains a LoRA adapter (its teacher is the base with the adapter off); "
+                           "full fine-tuning runs with --backend ours, or set consolidation.update=lora")
         super().__init__(lm, cfg, seed=seed)
         self.frozen = None  # TRL runs its own passes (bf16 mixed precision where measured faster)
         self.seed = seed

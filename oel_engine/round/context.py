@@ -37,26 +37,11 @@ class RoundContext:
 
     def prepare_policy(self, round_index: int) -> None:
         """Make the loaded weights round `round_index`'s starting policy: the base with this run's
-        adapters 0..round_index-1 merged in. The model records what it holds (`lm.merged`), so a
-        model kept across stages or runs is never merged twice; weights ahead of the round, or
-        from another run or adapter, are replaced by a fresh load of the base."""
-        from peft import PeftModel
+        rounds 0..round_index-1 applied (`model/round_weights.py`)."""
+        from ..model.round_weights import apply_rounds
 
-        owner, merged = self.lm.merged
-        if merged and (owner != self.run_key or merged > round_index):
-            from ..model.loader import restore_base
-
-            self.status(f"Reloading the base model to get round {round_index}'s starting policy...")
-            restore_base(self.lm, self.status)
-            merged = 0
-        while merged < round_index:
-            folder = self.art.adapter_dir(merged)
-            if not (folder / "adapter_config.json").is_file():
-                raise OelError(f"round {merged} has no adapter in {folder}; cannot resume round {round_index}")
-            self.status(f"Merging the round {merged} adapter into the policy...")
-            self.lm.use_weights(PeftModel.from_pretrained(self.lm.model, str(folder)).merge_and_unload())
-            merged += 1
-            self.lm.merged = (self.run_key, merged)
+        apply_rounds(self.lm, self.run_key, [self.art.adapter_dir(i) for i in range(round_index)], round_index,
+                     self.status)
 
     def model_policy(self, sampling: SamplingConfig, seed: int) -> ModelPolicy:
         policy = ModelPolicy(self.lm, sampling, seed=seed)
