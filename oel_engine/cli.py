@@ -302,12 +302,12 @@ def ood(
     max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
     batch: int = BatchOpt,
     device: str = DeviceOpt,
-    thinking: bool = ThinkOpt,
     allow_download: bool = DownloadOpt,
     json_out: bool = JsonOpt,
 ):
-    """Instruction following, offline: 120 IFEval-like prompts with programmatic checks. Prints
-    prompt-level strict accuracy (every instruction of a prompt followed), mean and spread over seeds."""
+    """Instruction following, offline: 120 IFEval-like prompts with programmatic checks, thinking
+    off (as the reference runs IFEval). Prints prompt-level strict accuracy (every instruction of
+    a prompt followed), mean and spread over seeds."""
     from .metrics import mean_sd
     from .model.loader import load_language_model
     from .ood.probe import OOD_SAMPLING, load_prompts, run_probe
@@ -315,7 +315,7 @@ def ood(
     if samples < 1 or max_new_tokens < 1:
         raise OelError("--samples and --max-new-tokens must be at least 1")
     prompts = load_prompts()
-    config = _model_config(model, adapter, device, thinking, allow_download, batch)
+    config = _model_config(model, adapter, device, False, allow_download, batch)
     lm = load_language_model(config, status=_status)
     stop = StopFlag()
     label = "instruction probe"

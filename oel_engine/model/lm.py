@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Hashable, Iterator, Sequence
 
 import torch
 
@@ -67,6 +69,17 @@ class LanguageModel:
         if im_end is not None:
             ids.add(int(im_end))
         return sorted(ids)
+
+    @contextmanager
+    def thinking(self, on: bool) -> Iterator[None]:
+        """Chat prompts with thinking switched `on` for a while (the instruction probe always runs
+        without it, as the reference runs IFEval), then as the loaded settings say again."""
+        saved = self.config
+        self.config = replace(saved, thinking=on)
+        try:
+            yield
+        finally:
+            self.config = saved
 
     @property
     def device(self):

@@ -76,7 +76,8 @@ def score_answers(prompts: list[OodPrompt], answers: list[str], seed: int, token
 
 def run_probe(lm, seeds: list[int], sampling: SamplingConfig = OOD_SAMPLING, prompts: list[OodPrompt] | None = None,
               stop: StopFlag | None = None, on_batch: Callable[[int, int], None] | None = None) -> list[OodScore]:
-    """Answer every prompt once per seed (each prompt its own random stream) and score them."""
+    """Answer every prompt once per seed (each prompt its own random stream) and score them.
+    Thinking is off whatever the loaded settings say, as the reference runs IFEval."""
     prompts = prompts if prompts is not None else load_prompts()
     stop = stop or StopFlag()
     size = max(1, lm.config.batch_size)
@@ -88,8 +89,9 @@ def run_probe(lm, seeds: list[int], sampling: SamplingConfig = OOD_SAMPLING, pro
         for b, start in enumerate(range(0, len(prompts), size)):
             chunk = prompts[start:start + size]
             generators = [torch.Generator(device=lm.device).manual_seed(seed * 100_003 + p.key) for p in chunk]
-            outs = lm.generate([[{"role": "user", "content": p.prompt}] for p in chunk], sampling,
-                               generator=generators, should_stop=stop.is_set)
+            with lm.thinking(False):
+                outs = lm.generate([[{"role": "user", "content": p.prompt}] for p in chunk], sampling,
+                                   generator=generators, should_stop=stop.is_set)
             stop.check()  # a pass cut short is not scored
             answers += [o.text for o in outs]
             tokens += [len(o.token_ids) for o in outs]

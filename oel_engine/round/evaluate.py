@@ -18,6 +18,14 @@ from .seeds import stream_seed
 from .stage import Plan, Stage
 
 
+def in_context_samples(samples: int, experiences: int) -> int:
+    """Samples to play: with K experiences in context, every one of them read by as many samples
+    (sample s reads experience s mod K), so `samples` rounded up to a multiple of K."""
+    if experiences <= 1:
+        return samples
+    return -(-samples // experiences) * experiences
+
+
 class Evaluate(Stage):
     def __init__(self, kind: EvalKind):
         self.kind = kind
@@ -33,8 +41,8 @@ class Evaluate(Stage):
 
     def plan(self, ctx: RoundContext, r: int) -> Plan:
         done = {s.sample for s in ctx.metrics().of(EvalSample, round=r, kind=self.kind)}
-        samples = ctx.cfg.evaluation.samples
         self.experiences = ctx.consolidation_experiences(r) if self.kind == EvalKind.IN_CONTEXT else []
+        samples = in_context_samples(ctx.cfg.evaluation.samples, len(self.experiences))
         self.probed: dict[str | None, ProbeResult] = {}
         self.probe_states = None  # the maps' start states, built once for every experience
         return Plan(samples, [s for s in range(samples) if s not in done],
