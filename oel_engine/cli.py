@@ -663,13 +663,14 @@ def fork(
 ):
     """A new run with the same games and experience as RUN and other consolidation settings (an
     ablation): only what the change affects is run again. Then `oel loop --run NAME`."""
-    from .fork import fork_run, redone_stages
-    from .storage import saves_root
+    from .fork import fork_run
+    from .storage import RunStore, saves_root
 
     settings = {k: v for k, v in (("loss", loss), ("teacher_context", teacher_context),
                                   ("learning_rate", learning_rate), ("steps", steps)) if v is not None}
     fork_run(saves_root(saves), run, name, round_index, **settings)
-    redo = ", ".join(sorted(redone_stages(settings))) if settings else ""
+    with RunStore(saves_root(saves), name, readonly=True) as store:
+        redo = ", ".join(store.meta()["forked_from"]["redone"])
     out.print(f"Run '{name}' is a copy of '{run}' with {settings}; round {round_index} will redo: {redo}.")
     out.print(f"Run it with: oel loop --run {name}")
 

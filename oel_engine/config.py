@@ -163,7 +163,9 @@ class ConsolidationConfig:
     games_per_step: int = 64
     """Deploy games collected per training step; every turn prompt of them is a prefix."""
     loss: str = "topk"
-    """`topk` reverse KL (reference), `full` reverse KL over the vocabulary, or `offpolicy` (baseline)."""
+    """`topk` reverse KL (reference), `full` reverse KL over the vocabulary, or `offpolicy`: the
+    reference's off-policy baseline, where the teacher (experience in its prompt) plays the round's
+    games and the student learns its answers by forward KL over the teacher's top-k."""
     top_k: int = 256
     """Support size of the top-k losses."""
     renormalize: bool = False
@@ -259,6 +261,8 @@ class LoopConfig:
             problems.append("consolidation update must be lora or full")
         if c.backend not in ("ours", "trl"):
             problems.append("consolidation backend must be ours or trl")
+        elif c.backend == "trl" and c.loss != "topk":
+            problems.append("the TRL backend runs the reference's top-k loss only (loss topk, or backend ours)")
         if c.teacher_context not in TEACHER_CONTEXTS:
             problems.append(f"teacher context must be one of {', '.join(TEACHER_CONTEXTS)}")
         if c.autocast not in ("auto", "bf16", "off"):

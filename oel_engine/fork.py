@@ -35,11 +35,14 @@ AFFECTED = {
 TRAINING = ("consolidate", "eval_consolidated")
 
 
-def redone_stages(settings: dict) -> set[str]:
-    """The stages of the fork round that changing `settings` makes stale."""
+def redone_stages(settings: dict, before=None) -> set[str]:
+    """The stages of the fork round that changing `settings` (from consolidation config
+    `before`) makes stale."""
     stages: set[str] = set()
     for key in settings:
         stages.update(AFFECTED.get(key, TRAINING))
+    if "loss" in settings and before is not None and (settings["loss"] == "offpolicy") != (before.loss == "offpolicy"):
+        stages.update(AFFECTED["steps"])  # the off-policy baseline learns from games the teacher plays
     return stages
 
 
@@ -99,7 +102,7 @@ def fork_run(root: Path, source: str, name: str, round_index: int = 0, **setting
         new_config = replace(config, consolidation=replace(config.consolidation, **settings)).validate()
     except TypeError as exc:
         raise OelError(f"unknown consolidation setting for a fork ({exc})") from None
-    stages = redone_stages(settings)
+    stages = redone_stages(settings, config.consolidation)
     redone = _redone(round_index, stages)
 
     staging = root / f".{name}.forking"

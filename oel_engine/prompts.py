@@ -59,3 +59,17 @@ def insert_experience(messages: list[dict], experience: str | None) -> list[dict
         raise ValueError("not a turn prompt: no 'Current situation:' section")
     out[-1]["content"] = content.replace(SITUATION_MARKER, block + SITUATION_MARKER, 1)
     return out
+
+
+def remove_experience(messages: list[dict], experience: str | None) -> list[dict]:
+    """The student's view of a teacher prompt: `insert_experience` undone (the off-policy
+    baseline's games are played with the experience; the student learns from them without it)."""
+    block = experience_block(experience)
+    if not block:
+        return messages
+    out = [dict(m) for m in messages]
+    content = out[-1]["content"]
+    if block + SITUATION_MARKER not in content:
+        raise ValueError("the prompt does not hold this experience block")
+    out[-1]["content"] = content.replace(block + SITUATION_MARKER, SITUATION_MARKER, 1)
+    return out

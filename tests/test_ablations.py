@@ -107,12 +107,12 @@ def test_a_fork_keeps_the_sources_games_and_redoes_only_what_its_settings_change
     src = tmp_path / "src"
     before = {p.relative_to(src): p.read_bytes() for p in src.rglob("*") if p.is_file() and p.name != ".lock"}
 
-    config = fork_run(tmp_path, "src", "off", loss="offpolicy")
-    assert config.consolidation.loss == "offpolicy"
-    fork = tmp_path / "off"
+    config = fork_run(tmp_path, "src", "fullkl", loss="full")
+    assert config.consolidation.loss == "full"
+    fork = tmp_path / "fullkl"
     assert not (fork / "adapters" / "round-0").exists() and not (fork / "consolidation" / "round-0.jsonl").exists()
     assert (fork / "experience" / "round-0").is_dir()
-    run_rounds(tmp_path, "off", tiny_tokenizer)
+    run_rounds(tmp_path, "fullkl", tiny_tokenizer)
     # only consolidation and its evaluation ran again; the collected games are the source's own
     assert stage_times(fork)[-2:] == [(0, "consolidate"), (0, "eval_consolidated")]
     assert stage_times(fork)[:-2] == stage_times(src)[:-2]
@@ -129,6 +129,35 @@ def test_a_fork_keeps_the_sources_games_and_redoes_only_what_its_settings_change
     assert [s for _, s in stage_times(tmp_path / "traj")[-3:]] == ["eval_in_context", "consolidate", "eval_consolidated"]
     data = [json.loads(line) for line in (tmp_path / "traj" / "consolidation" / "round-0.jsonl").read_text().splitlines()]
     assert {d["experience_source"] for d in data} == {"raw trajectories"}
+
+
+def test_the_off_policy_baseline_learns_from_games_the_teacher_plays(tmp_path, tiny_tokenizer, monkeypatch):
+    """As the reference runs it: the teacher (the round's policy with one of the K experiences)
+    plays the round's games, and the student trains on the teacher's own answers, its prompts
+    without the experience (forward KL over the teacher's top-k)."""
+    from oel_engine.consolidation.trainer import Distiller
+    from oel_engine.fileio import read_jsonl
+    from oel_engine.fork import fork_run
+    from oel_engine.prompts import insert_experience
+
+    run_rounds(tmp_path, "src", tiny_tokenizer, tiny_config())
+    fork_run(tmp_path, "src", "off", loss="offpolicy")
+    sampled = []
+    original = Distiller.sample
+    monkeypatch.setattr(Distiller, "sample", lambda self, *a, **k: sampled.append(1) or original(self, *a, **k))
+    run_rounds(tmp_path, "off", tiny_tokenizer)
+    assert [s for _, s in stage_times(tmp_path / "off")[-3:]] == ["collect", "consolidate", "eval_consolidated"]
+    assert not sampled  # no answer was sampled while consolidating: the teacher's own are learnt
+    games = {g["episode_id"]: g for g in read_jsonl(tmp_path / "off" / "trajectories.jsonl")[0] if g["stage"] == "collect"}
+    data = [json.loads(line) for line in (tmp_path / "off" / "consolidation" / "round-0.jsonl").read_text().splitlines()]
+    assert games and len(data) == sum(len(g["turns"]) for g in games.values())
+    for d in data:
+        game = games[d["episode_id"]]
+        turn = game["turns"][d["turn"]]
+        assert game["tags"]["experience_run"] == d["experience_run"]
+        assert turn["prompt"] == insert_experience(d["prompt"], d["privileged_context"])  # played with it
+        assert d["prompt"] != turn["prompt"] and d["response"] == turn["response"]  # learnt without it
+    assert len({d["experience_run"] for d in data}) == 2  # both of the K = 2 experiences played
 
 
 def test_fork_refuses_what_it_cannot_do(tmp_path, tiny_tokenizer):

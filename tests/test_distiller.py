@@ -119,3 +119,20 @@ def test_merge_folds_the_adapter_into_the_base(tiny_lm):
         merged = tiny_lm.model(ids).logits[:, -scored[0].response_len - 1:-1]
     assert torch.allclose(merged, student[:1, -scored[0].response_len:], atol=1e-4)
     assert not any("lora_" in n for n, _ in tiny_lm.model.named_parameters())
+
+
+def test_the_teachers_own_answers_are_learnt_as_given(tiny_lm):
+    """The off-policy baseline: an answer that ended gets the end-of-turn token, one that was cut
+    does not, and one longer than the response budget is cut to it; none is sampled."""
+    from dataclasses import replace as swap
+
+    d = Distiller(tiny_lm, config(loss="offpolicy", max_new_tokens=8))
+    p = prefixes([3])[0]
+    tok = tiny_lm.tokenizer
+    end = tok.get_vocab()["<|im_end|>"]
+    words = tok("go [up]", add_special_tokens=False)["input_ids"]
+    ended, cut, long = (swap(p, response="go [up]"), swap(p, response="go [up]", response_ended=False),
+                        swap(p, response="go [up] " * 20))
+    assert d.given_responses([ended, cut]) == [words + [end], words]
+    assert len(d.given_responses([long])[0]) == 8 and end not in d.given_responses([long])[0]
+    assert d.given_responses([ended, p]) is None  # one without an answer: the step samples them all

@@ -35,6 +35,8 @@ class Prefix:
     experience: str
     key: str  # groups prefixes of one game (for KV reuse while sampling)
     sampling_seed: int
+    response: str | None = None  # the off-policy baseline: the teacher's own answer in its game
+    response_ended: bool = True  # that answer ended with an end token (else it was cut)
 
 
 @dataclass
@@ -194,6 +196,22 @@ class Distiller:
         self.lm.generator.reset_cache()
         return responses
 
+    def given_responses(self, prefixes: list[Prefix]) -> list[list[int]] | None:
+        """The answers the teacher gave in its own games (the off-policy baseline), as token ids
+        cut to the response budget, the end-of-turn token after an answer that ended; None when
+        a prefix carries none (they are sampled then)."""
+        if not prefixes or any(p.response is None for p in prefixes):
+            return None
+        tokenizer, cut = self.lm.tokenizer, self.cfg.max_new_tokens
+        vocab = tokenizer.get_vocab()
+        end = vocab["<|im_end|>"] if "<|im_end|>" in vocab else (
+            tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self.lm.eos_token_ids()[0])
+        out = []
+        for p in prefixes:
+            ids = tokenizer(p.response, add_special_tokens=False)["input_ids"]
+            out.append(ids[:cut] if len(ids) >= cut or not p.response_ended else ids + [end])
+        return out
+
     def build(self, prefixes: list[Prefix], responses: list[list[int]]) -> list[Scored]:
         out = []
         for p, resp in zip(prefixes, responses):
@@ -288,7 +306,8 @@ class Distiller:
         """Sample, score, and take one optimizer step over all prefixes (micro-batched)."""
         started = time.perf_counter()
         self.peft.eval()  # sampling: no dropout
-        responses = self.sample(prefixes, as_teacher=self.cfg.loss == "offpolicy", should_stop=should_stop)
+        responses = self.given_responses(prefixes) or self.sample(prefixes, as_teacher=self.cfg.loss == "offpolicy",
+                                                                   should_stop=should_stop)
         sampled = time.perf_counter()
         if should_stop is not None and should_stop():
             return {}

@@ -1,12 +1,17 @@
 """Deploy collection: the round's policy plays `games_per_step` games per training step, no
 experience in its prompt; every turn prompt becomes a consolidation prefix. One unit per game,
-all pending games in one continuous batch; a finished game is kept in a partial file at once."""
+all pending games in one continuous batch; a finished game is kept in a partial file at once.
+
+The off-policy baseline, as the reference runs it: the teacher plays instead (the round's policy
+with one of the K experiences in its prompt, picked per game), and the student learns from the
+teacher's own answers in those games, its prompts without the experience."""
 
 from __future__ import annotations
 
 import random
 
 from ..evaluation import episode_metrics
+from ..prompts import remove_experience
 from ..metrics import CollectSummary
 from ..rollout import play_episodes
 from ..trajectory import Episode
@@ -24,6 +29,17 @@ def collected_games(ctx: RoundContext, r: int) -> list[Episode]:
     return ctx.store.episodes(where=lambda row: row.get("stage") == "collect" and row.get("round") == r)
 
 
+def teacher_plays(cfg) -> bool:
+    return cfg.consolidation.loss == "offpolicy"
+
+
+def teacher_picks(ctx: RoundContext, r: int, games: int) -> list[int]:
+    """Which of the K experiences each of the round's games is played with (off-policy baseline)."""
+    rng = random.Random(stream_seed(ctx.cfg.seed, r, "teacher-games"))
+    k = len(ctx.consolidation_experiences(r))
+    return [rng.randrange(k) for _ in range(games)]
+
+
 class Collect(Stage):
     name = "collect"
 
@@ -31,6 +47,7 @@ class Collect(Stage):
         c = ctx.cfg.consolidation
         total = c.steps * c.games_per_step
         self.seeds = [collect_seed(r, *divmod(i, c.games_per_step)) for i in range(total)]
+        self.picks = teacher_picks(ctx, r, total) if teacher_plays(ctx.cfg) else None
         partial = {e.seed for e in ctx.art.partial_episodes(r)}
         pending = [i for i in range(total)
                    if not ctx.store.has_episode(collect_id(ctx.cfg, r, i)) and self.seeds[i] not in partial]
@@ -46,13 +63,19 @@ class Collect(Stage):
             i = index_of[episode.seed]
             episode.episode_id = collect_id(ctx.cfg, r, i)
             episode.stage, episode.tags = "collect", {"consolidation_step": i // c.games_per_step}
+            if self.picks is not None:
+                episode.tags["experience_run"] = self.picks[i]
             ctx.art.add_partial(r, episode)
             unit_done(f"game {i + 1}: {episode.outcome.reason if episode.outcome else ''}"[:60])
 
         seed = stream_seed(ctx.cfg.seed, r, "collect")
+        experiences = None
+        if self.picks is not None:
+            contexts = ctx.consolidation_experiences(r)
+            experiences = [contexts[self.picks[i]] for i in pending]
         play_episodes(ctx.cfg.game, [self.seeds[i] for i in pending], ctx.model_policy(ctx.cfg.deploy, seed=seed),
-                      round_index=r, stage="collect", concurrent=ctx.lm.config.batch_size, on_episode=keep,
-                      stop=ctx.stop, sampling_seed=seed)
+                      experiences=experiences, round_index=r, stage="collect", concurrent=ctx.lm.config.batch_size,
+                      on_episode=keep, stop=ctx.stop, sampling_seed=seed)
 
     def finish(self, ctx: RoundContext, r: int) -> dict:
         games = sorted(ctx.art.partial_episodes(r), key=lambda e: e.seed)
@@ -71,12 +94,18 @@ def build_data(ctx: RoundContext, r: int) -> list[dict]:
     source = ctx.context_source(r)
     rng = random.Random(stream_seed(ctx.cfg.seed, r, "experience-pick"))
     records = []
+    cut = ctx.cfg.deploy.max_new_tokens
     for e in sorted(collected_games(ctx, r), key=lambda e: e.episode_id):
+        played_with = e.tags.get("experience_run")  # the off-policy baseline: the teacher played
         for t in e.turns:
-            k = rng.randrange(len(experiences))
-            records.append({"prompt": t.prompt, "privileged_context": experiences[k], "experience_run": k,
-                            "experience_source": source,
-                            "step": e.tags.get("consolidation_step", 0), "episode_id": e.episode_id,
-                            "turn": t.index, "round": r})
+            k = rng.randrange(len(experiences)) if played_with is None else played_with
+            record = {"prompt": t.prompt, "privileged_context": experiences[k], "experience_run": k,
+                      "experience_source": source,
+                      "step": e.tags.get("consolidation_step", 0), "episode_id": e.episode_id,
+                      "turn": t.index, "round": r}
+            if played_with is not None:  # the student learns the teacher's own answer, seen without the experience
+                record.update(prompt=remove_experience(t.prompt, experiences[k]), response=t.response,
+                              response_ended=t.response_tokens < cut)
+            records.append(record)
     ctx.art.write_data(r, records)
     return records

@@ -57,7 +57,8 @@ class Consolidate(Stage):
             return self._run_trl(ctx, r)
         rows = [d for d in self.data if d["step"] == step]
         prefixes = [Prefix(d["prompt"], d["privileged_context"], d["episode_id"],
-                           stream_seed(ctx.cfg.seed, r, "student", step * 10_000 + i)) for i, d in enumerate(rows)]
+                           stream_seed(ctx.cfg.seed, r, "student", step * 10_000 + i),
+                           d.get("response"), d.get("response_ended", True)) for i, d in enumerate(rows)]
         metrics = self.distiller.step(prefixes, should_stop=ctx.stop.is_set) if prefixes else {"prefixes": 0}
         ctx.stop.check()  # a step cut short by a stop request is not recorded
         record = ConsolidateStep(round=r, step=step, **metrics)
