@@ -117,3 +117,22 @@ def test_prefix_store_prefers_longest_match_and_respects_budget():
         small.put(key, entry([1] * 10))
     assert small.best_match("a", [1] * 11)[1] == 0  # oldest evicted
     assert small.best_match("c", [1] * 11)[1] == 10
+
+
+def test_generation_and_scoring_pass_the_cache_as_the_installed_transformers_asks(tiny_lm):
+    """No deprecated `past_key_values` argument (transformers 5.40 removes it): generation with
+    prefix reuse and a scoring pass with a shared prefix raise no deprecation warning."""
+    import warnings
+
+    from oel_engine.consolidation.scoring import SharedPrefix, response_logits
+
+    messages = turn_messages("You are an agent.", [], None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):  # the second call reuses the stored prefix
+            tiny_lm.generate([messages, messages], SamplingConfig(temperature=0.0, max_new_tokens=3), keys=["a", "b"])
+        ids = tiny_lm.encode_chat(messages)
+        prefix = SharedPrefix.run(tiny_lm.model, ids[:8], tiny_lm.device)
+        response_logits(tiny_lm.model, [ids + [5, 6]], [2], tiny_lm.generator.pad_id, tiny_lm.device, prefix)
+    deprecated = [str(w.message) for w in caught if "past_key_values" in str(w.message)]
+    assert not deprecated, deprecated

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers.cache_utils import DynamicCache
 
-from ..model.kv_cache import common_prefix_length
+from ..model.kv_cache import common_prefix_length, with_cache
 
 MIN_SHARED_TOKENS = 16  # below this a prefix pass costs more than it saves
 
@@ -65,7 +65,7 @@ class SharedPrefix:
         (one graph for the prefix, however many micro-batches read it)."""
         ids = torch.tensor([tokens], device=device)
         cache = DynamicCache(config=model.config)
-        model.get_decoder()(input_ids=ids, past_key_values=cache, use_cache=True)
+        model.get_decoder()(input_ids=ids, **with_cache(cache), use_cache=True)
         _check_cache(cache, len(tokens))
         keys = [layer.keys for layer in cache.layers]
         values = [layer.values for layer in cache.layers]
@@ -115,11 +115,11 @@ def response_logits(model, sequences: list[list[int]], response_lens: list[int],
     rows = torch.arange(batch, device=device)[:, None]
     if any(getattr(model.config, name, None) not in (None, 1, 1.0) for name in _LOGIT_POSTPROCESSING):
         first = int(where.min())
-        out = model(input_ids=ids, past_key_values=cache, use_cache=cache is not None,
+        out = model(input_ids=ids, **with_cache(cache), use_cache=cache is not None,
                     logits_to_keep=torch.arange(first, longest, device=device))
         logits = out.logits[rows, where - first]
     else:
-        hidden = model.get_decoder()(input_ids=ids, past_key_values=cache, use_cache=cache is not None)
+        hidden = model.get_decoder()(input_ids=ids, **with_cache(cache), use_cache=cache is not None)
         logits = model.get_output_embeddings()(hidden.last_hidden_state[rows, where])
     if cache is not None:
         _check_cache(cache, skip + longest)

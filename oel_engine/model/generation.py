@@ -18,7 +18,9 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from ..config import SamplingConfig
-from .kv_cache import BufferCache, BufferLayer, PrefixEntry, PrefixStore, common_prefix_length
+from .kv_cache import (
+    BufferCache, BufferLayer, PrefixEntry, PrefixStore, common_prefix_length, returned_cache, with_cache,
+)
 
 # A shared root is only worth a separate forward when it saves this many tokens per row.
 MIN_ROOT_TOKENS = 16
@@ -164,8 +166,8 @@ class BatchGenerator:
             return  # the current root already covers (almost) all of it
         device = self.device
         ids = torch.tensor([lcp], device=device)
-        out = self._active(input_ids=ids, past_key_values=DynamicCache(), use_cache=True, logits_to_keep=1)
-        layers = out.past_key_values.layers
+        out = self._active(input_ids=ids, **with_cache(DynamicCache()), use_cache=True, logits_to_keep=1)
+        layers = returned_cache(out).layers
         self.store.set_root(PrefixEntry(tuple(lcp), [l.keys.clone() for l in layers], [l.values.clone() for l in layers]))
 
     def _refresh_groups(self, prompts: list[list[int]], keys) -> None:
@@ -239,7 +241,7 @@ class BatchGenerator:
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=pos,
-            past_key_values=cache,
+            **with_cache(cache),
             use_cache=True,
             logits_to_keep=last_positions(input_ids.shape[1], 1, input_ids.device),
         )

@@ -12,12 +12,34 @@ prompt keys/values lets the next turn prefill only the new tokens, like vLLM's p
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Hashable, Sequence
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
+
+
+# A model's forward takes and returns its cache as `cache` in the transformers this project pins
+# (`past_key_values` is deprecated there and goes away in 5.40) and as `past_key_values` in the
+# 5.x releases before the rename: read once from the installed transformers.
+@functools.cache
+def cache_keyword() -> str:
+    from transformers import LlamaModel
+
+    return "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
+
+
+def with_cache(cache) -> dict:
+    """The forward's keyword argument carrying `cache`."""
+    return {cache_keyword(): cache}
+
+
+def returned_cache(output):
+    """The cache a forward returned."""
+    return getattr(output, cache_keyword())
 
 
 class BufferLayer(DynamicLayer):
