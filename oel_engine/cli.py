@@ -294,6 +294,26 @@ def evaluate_cmd(
     _finish(summary, json_out, f"eval: {game_config.label()}, policy {policy}, {samples} sample(s)")
 
 
+def _score_answers(path: Path, json_out: bool) -> None:
+    from .ood.score_file import score_lines, summary
+
+    results = []
+    for result in score_lines(path):
+        results.append(result)
+        if json_out:
+            print(json.dumps(result), flush=True)
+    total = summary(results)
+    if json_out:
+        return
+    pct = lambda v: "n/a" if v is None else f"{v:.1%}"
+    out.print(f"{path}: {total['answers']} answer(s); prompt-level strict accuracy {pct(total['prompt_accuracy'])}, "
+              f"instructions followed {pct(total['instruction_accuracy'])}")
+    for iid, accuracy in total["per_instruction"].items():
+        out.print(f"  {iid}: {accuracy:.1%}")
+    for reason, count in total["not_judged"].items():
+        out.print(f"[yellow]not judged: {count} x {reason}[/]")
+
+
 @app.command()
 def ood(
     model: str = ModelOpt,
@@ -303,15 +323,21 @@ def ood(
     batch: int = BatchOpt,
     device: str = DeviceOpt,
     allow_download: bool = DownloadOpt,
+    score: Optional[Path] = typer.Option(None, "--score", help="score the answers in this JSON-lines file "
+                                         "(no model): one verdict line out per line in with --json"),
     json_out: bool = JsonOpt,
 ):
     """Instruction following, offline: 120 IFEval-like prompts with programmatic checks, thinking
     off (as the reference runs IFEval). Prints prompt-level strict accuracy (every instruction of
-    a prompt followed), mean and spread over seeds."""
+    a prompt followed), mean and spread over seeds. With --score FILE, judges answers given in a
+    file instead, each line {"instructions": [{"id": ..., "kwargs": {...}}], "response": "..."}."""
     from .metrics import mean_sd
     from .model.loader import load_language_model
     from .ood.probe import OOD_SAMPLING, load_prompts, run_probe
 
+    if score is not None:
+        _score_answers(score, json_out)
+        return
     if samples < 1 or max_new_tokens < 1:
         raise OelError("--samples and --max-new-tokens must be at least 1")
     prompts = load_prompts()

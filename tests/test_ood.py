@@ -1,10 +1,12 @@
 """The offline instruction-following probe: each check against hand-made answers, the data file,
 and a probe pass on the tiny model."""
 
+import json
+
 import pytest
 
 from oel_engine.errors import OelError
-from oel_engine.ood.checks import CHECKS, follows, sentences
+from oel_engine.ood.checks import CHECKS, IFEVAL, follows, sentences
 from oel_engine.ood.probe import OodPrompt, load_prompts, run_probe, score_answers
 
 # (instruction, kwargs, an answer that follows it, an answer that does not)
@@ -15,7 +17,7 @@ CASES = [
     ("length:paragraphs", {"n": 2}, "First part.\n\nSecond part.", "Only one paragraph here."),
     ("keywords:include", {"keywords": ["river", "lantern"]}, "A lantern by the river.", "A lantern by the sea."),
     ("keywords:forbidden", {"forbidden": ["very", "good"]}, "A fine day, goodness me.", "A very fine day."),
-    ("keywords:frequency", {"keyword": "honey", "n": 2}, "Honey here, honey there.", "Honey only once."),
+    ("keywords:min_count", {"keyword": "honey", "n": 2}, "Honey here, honey there.", "Honey only once."),
     ("format:bullets", {"n": 3}, "Tips:\n* one\n* two\n- three", "Tips:\n* one\n* two"),
     ("case:lowercase", {}, "all small letters here.", "Not all small."),
     ("case:uppercase", {}, "ALL CAPITALS, 100%.", "ALMOST ALL Capitals."),
@@ -41,9 +43,65 @@ def test_every_check_has_hand_made_cases():
 
 def test_edge_cases_of_the_checks():
     assert sentences("") == 0 and sentences("No end mark") == 1 and sentences("Dr. Who? Yes.") == 3
-    assert not follows("case:lowercase", "   ", {})  # an empty answer follows nothing
-    assert not follows("format:json", "42", {})  # a bare number is not a JSON answer
-    assert follows("format:json", '[1, 2]', {})
+    assert sentences("Wait... what now?") == 1 and sentences("J. R. Tolkien wrote. Yes.") == 2  # as Punkt
+    assert follows("format:json", "42", {}) and follows("format:json", '```JSON{"a": 1}```', {})  # any JSON value
+    assert follows("format:json", '[1, 2]', {}) and not follows("format:json", '{"a": 1} and more', {})
+
+
+@pytest.mark.parametrize("instruction", sorted(IFEVAL))
+def test_an_empty_or_blank_answer_follows_nothing(instruction):
+    kwargs = {"num_words": 5, "num_sentences": 5, "relation": "less than", "num_paragraphs": 1, "keywords": ["x"],
+              "keyword": "x", "frequency": 1, "forbidden_words": ["x"], "num_bullets": 1, "end_phrase": "x",
+              "postscript_marker": "P.S.", "section_spliter": "SECTION", "num_sections": 1}
+    import inspect
+
+    takes = set(inspect.signature(IFEVAL[instruction]).parameters) - {"response"}
+    for blank in ("", "  \n\t"):
+        assert not follows(instruction, blank, {k: v for k, v in kwargs.items() if k in takes})
+
+
+def test_ifeval_ids_judge_as_ifeval_does():
+    """Behaviours read from IFEval's instructions.py that our probe's older checks did not share."""
+    assert follows("length_constraints:number_words", "don't stop", {"num_words": 3, "relation": "at least"})  # \w+ runs
+    assert follows("keywords:existence", "A riverbank.", {"keywords": ["river"]})  # anywhere, not a whole word
+    assert follows("keywords:forbidden_words", "goodness", {"forbidden_words": ["good"]})  # whole words only
+    assert follows("keywords:frequency", "Honeycomb and honey.", {"keyword": "honey", "frequency": 2, "relation": "at least"})
+    assert follows("detectable_format:multiple_sections", "SECTION 1 a SECTION 2 b SECTION 3 c",
+                   {"section_spliter": "SECTION", "num_sections": 2})  # at least as many as asked
+    assert follows("startend:end_checker", '"Bye. SEE YOU SOON."', {"end_phrase": "See you soon."})
+    assert follows("detectable_content:postscript", "Hi.\np.s. later", {"postscript_marker": "P.S."})
+    assert not follows("detectable_format:title", "<< >> empty", {})
+    assert follows("length_constraints:number_paragraphs", "A\n***\nB", {"num_paragraphs": 2})
+    assert not follows("length_constraints:number_paragraphs", "A\n***\n***\nB", {"num_paragraphs": 2})
+    assert follows("detectable_format:number_bullet_lists", "-5 degrees\n* two", {"num_bullets": 2})
+
+
+def test_answers_in_a_file_are_scored_one_verdict_line_each(tmp_path):
+    from typer.testing import CliRunner
+
+    from oel_engine.cli import app
+
+    rows = [{"instructions": [{"id": "keywords:existence", "kwargs": {"keywords": ["tea"]}},
+                              {"id": "punctuation:no_comma", "kwargs": {}}], "response": "Tea please"},
+            {"instructions": [{"id": "case:lowercase"}], "response": "Not lower"},
+            "not json",
+            {"instructions": [{"id": "format:rhyme"}, {"id": "length_constraints:number_words",
+                                                      "kwargs": {"num_words": 3}}], "response": "a b"}]
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    result = CliRunner().invoke(app, ["ood", "--score", str(answers), "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["line"] for line in lines] == [1, 2, 3, 4]
+    assert [v["followed"] for v in lines[0]["instructions"]] == [True, True] and lines[0]["followed_all"] is True
+    assert lines[1]["followed_all"] is False
+    assert "not an answer line" in lines[2]["error"]
+    assert [v["followed"] for v in lines[3]["instructions"]] == [None, None] and lines[3]["followed_all"] is None
+    assert "unknown instruction" in lines[3]["instructions"][0]["error"]
+    assert "bad arguments" in lines[3]["instructions"][1]["error"]
+    text = " ".join(CliRunner().invoke(app, ["ood", "--score", str(answers)]).stdout.split())  # unwrapped
+    assert "4 answer(s); prompt-level strict accuracy 50.0%, instructions followed 66.7%" in text
+    assert "not judged: 1 x unknown instruction" in text
 
 
 def test_the_shipped_prompts_are_valid_and_cover_every_check():
