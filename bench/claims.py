@@ -11,7 +11,7 @@ background with its log in a file.
     # two cores, two workers (each runs a main run before its forks):
     OMP_NUM_THREADS=1 python bench/claims.py --worker 1/2 > bench/claims-1.log 2>&1 &
     OMP_NUM_THREADS=1 python bench/claims.py --worker 2/2 > bench/claims-2.log 2>&1 &
-    python bench/claims.py --model Qwen/Qwen3-1.7B --preset paper --saves gpu-claims   # a GPU user's recipe
+    python bench/claims.py --model Qwen/Qwen3-1.7B --preset paper-frozenlake --saves gpu-claims   # a GPU user's recipe
 """
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", nargs="+", default=["tiny"], choices=sorted(SHAPES))
     ap.add_argument("--device", default="auto", help="auto (cuda if there is one), cuda or cpu")
-    ap.add_argument("--batch", type=int, default=None, help="games per decode batch (default 128 on CUDA, 4 on CPU)")
+    ap.add_argument("--batch", type=int, default=None, help="games per decode batch (default 32 on CUDA, what `oel loop` runs without --batch; 4 on CPU)")
     ap.add_argument("--new-tokens", type=int, default=None, help="answer length (default 1024 on CUDA, 16 on CPU)")
     ap.add_argument("--prefixes", type=int, default=None, help="prefixes in the step (default 64 on CUDA, 3 on CPU)")
     ap.add_argument("--prompt-tokens", type=int, default=None, help="turn prompt length (default 450; 60 on CPU)")
@@ -207,7 +207,7 @@ def main(argv=None) -> dict:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
     cuda = device.type == "cuda"
-    for name, gpu, cpu in (("batch", 128, 4), ("new_tokens", 1024, 16), ("prefixes", 64, 3),
+    for name, gpu, cpu in (("batch", 32, 4), ("new_tokens", 1024, 16), ("prefixes", 64, 3),
                            ("prompt_tokens", 450, 60), ("experience_tokens", 2048, 60)):
         if getattr(args, name) is None:
             setattr(args, name, gpu if cuda else cpu)
