@@ -65,7 +65,7 @@ def build(shape: str, device):
     from tests.tiny import build_tiny_tokenizer
 
     torch.manual_seed(0)
-    config = Qwen3Config(**SHAPES[shape], max_position_embeddings=8192, torch_dtype="float32")
+    config = Qwen3Config(**SHAPES[shape], max_position_embeddings=8192)
     with torch.device(device):
         model = Qwen3ForCausalLM(config)
     model.eval()
