@@ -11,9 +11,22 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 from .tiny import CHAT_TEMPLATE, CORPUS, build_tiny_model, build_tiny_tokenizer  # noqa: F401 (re-exported)
 
 
+_SHARED = {}
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    return build_tiny_tokenizer()
+    _SHARED["tokenizer"] = build_tiny_tokenizer()
+    return _SHARED["tokenizer"]
+
+
+@pytest.fixture(autouse=True)
+def _the_shared_tokenizer_stays_as_built():
+    """A test that changes the session's tokenizer changes every later test's prompts: fail it
+    there (use monkeypatch, which puts the value back)."""
+    yield
+    tokenizer = _SHARED.get("tokenizer")
+    assert tokenizer is None or tokenizer.chat_template == CHAT_TEMPLATE, "a test left the shared tokenizer changed"
 
 
 @pytest.fixture()

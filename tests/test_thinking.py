@@ -39,7 +39,7 @@ def record_prompts(monkeypatch) -> list[tuple[str, str]]:
 
 
 def test_the_probe_prompts_without_thinking_and_leaves_the_setting_as_it_was(tiny_lm, monkeypatch):
-    tiny_lm.tokenizer.chat_template = QWEN_LIKE
+    monkeypatch.setattr(tiny_lm.tokenizer, "chat_template", QWEN_LIKE)  # the session's tokenizer: put back after
     tiny_lm.config = replace(tiny_lm.config, thinking=True)
     seen = record_prompts(monkeypatch)
     assert THOUGHT_OFF not in tiny_lm.chat_text([{"role": "user", "content": "hi"}])  # thinking on: no empty block
