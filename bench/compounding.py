@@ -212,6 +212,12 @@ def section(args) -> str:
             continue
         rows, points = table(lesson, data, args.seeds)
         md += [f"### {lesson}", "", *rows, ""]
+        done = {seed: max(r for (kind, r), by_seed in data.items() if kind == "consolidated" and seed in by_seed)
+                for seed in args.seeds if any(seed in by_seed for (kind, _), by_seed in data.items() if kind == "consolidated")}
+        if len(done) < len(args.seeds) or any(last < args.rounds - 1 for last in done.values()):
+            measured = ", ".join(f"seed {seed} through round {last}" for seed, last in done.items()) or "no round finished"
+            md += [f"Partial: {measured}; the rest is not measured yet (with one seed, ± 0 is one reading, not "
+                   "a spread).", ""]
         path = chart(args.results.parent / "results" / f"compounding-{Path(lesson).stem}.png", lesson, points, rnd)
         if path is not None:
             md += [f"![rounds of {lesson}](results/{path.name})", ""]
