@@ -33,10 +33,9 @@ def teacher_plays(cfg) -> bool:
     return cfg.consolidation.loss == "offpolicy"
 
 
-def teacher_picks(ctx: RoundContext, r: int, games: int) -> list[int]:
+def teacher_picks(ctx: RoundContext, r: int, games: int, k: int) -> list[int]:
     """Which of the K experiences each of the round's games is played with (off-policy baseline)."""
     rng = random.Random(stream_seed(ctx.cfg.seed, r, "teacher-games"))
-    k = len(ctx.consolidation_experiences(r))
     return [rng.randrange(k) for _ in range(games)]
 
 
@@ -47,7 +46,9 @@ class Collect(Stage):
         c = ctx.cfg.consolidation
         total = c.steps * c.games_per_step
         self.seeds = [collect_seed(r, *divmod(i, c.games_per_step)) for i in range(total)]
-        self.picks = teacher_picks(ctx, r, total) if teacher_plays(ctx.cfg) else None
+        # the off-policy baseline: the teacher's contexts, read once, and each game's pick of them
+        self.contexts = ctx.consolidation_experiences(r) if teacher_plays(ctx.cfg) else []
+        self.picks = teacher_picks(ctx, r, total, len(self.contexts)) if teacher_plays(ctx.cfg) else None
         partial = {e.seed for e in ctx.art.partial_episodes(r)}
         pending = [i for i in range(total)
                    if not ctx.store.has_episode(collect_id(ctx.cfg, r, i)) and self.seeds[i] not in partial]
@@ -69,10 +70,7 @@ class Collect(Stage):
             unit_done(f"game {i + 1}: {episode.outcome.reason if episode.outcome else ''}"[:60])
 
         seed = stream_seed(ctx.cfg.seed, r, "collect")
-        experiences = None
-        if self.picks is not None:
-            contexts = ctx.consolidation_experiences(r)
-            experiences = [contexts[self.picks[i]] for i in pending]
+        experiences = [self.contexts[self.picks[i]] for i in pending] if self.picks is not None else None
         play_episodes(ctx.cfg.game, [self.seeds[i] for i in pending], ctx.model_policy(ctx.cfg.deploy, seed=seed),
                       experiences=experiences, round_index=r, stage="collect", concurrent=ctx.lm.config.batch_size,
                       on_episode=keep, stop=ctx.stop, sampling_seed=seed)
