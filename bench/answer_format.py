@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from oel_engine.actions import parse_action  # noqa: E402
+from oel_engine.games.actions import parse_action  # noqa: E402
 from oel_engine.config import GameConfig, ModelConfig, SamplingConfig  # noqa: E402
-from oel_engine.experience_file import read_experience  # noqa: E402
+from oel_engine.experience.items import read_experience  # noqa: E402
 from oel_engine.games import MOVES  # noqa: E402
 
 LESSONS = ROOT / "examples" / "lessons"
@@ -66,8 +66,8 @@ def cpu_line() -> str:
 def play_turns(lm, game: GameConfig, seeds: list[int], experience: str | None, sampling: SamplingConfig,
                samples: int) -> list[dict]:
     """Every turn of `samples` games per map: its response, whether it ended before the budget."""
-    from oel_engine.policies import ModelPolicy
-    from oel_engine.rollout import play_episodes
+    from oel_engine.play.policies import ModelPolicy
+    from oel_engine.play.rollout import play_episodes
 
     rows = []
     for s in range(samples):
@@ -85,7 +85,7 @@ def play_turns(lm, game: GameConfig, seeds: list[int], experience: str | None, s
 def training_start(game: GameConfig, seed: int) -> list[dict]:
     """The plain (no experience) first-turn prompt of a training map."""
     from oel_engine.games import make_game
-    from oel_engine.probe import state_of
+    from oel_engine.evaluation.move_probe import state_of
 
     g = make_game(game)
     g.reset(seed)
@@ -98,7 +98,7 @@ def short_answer_scores(lm, prompts: list[list[dict]], experience: str | None) -
     the best move's, and P(end | '[move]') averaged over moves."""
     import torch
 
-    from oel_engine.prompts import insert_experience
+    from oel_engine.play.prompts import insert_experience
 
     tok = lm.tokenizer
     eos = lm.eos_token_ids()[0]

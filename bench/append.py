@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path.cwd()))
 
 from oel_engine.config import GameConfig  # noqa: E402
-from oel_engine.policies import RandomPolicy  # noqa: E402
-from oel_engine.rollout import play_episodes  # noqa: E402
-from oel_engine.storage import RunStore  # noqa: E402
+from oel_engine.play.policies import RandomPolicy  # noqa: E402
+from oel_engine.play.rollout import play_episodes  # noqa: E402
+from oel_engine.run.store import RunStore  # noqa: E402
 
 
 def cpu() -> str:

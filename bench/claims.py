@@ -96,7 +96,7 @@ def worker_of(text: str) -> tuple[int, int]:
 
 
 def finished(saves: Path, cell: Cell) -> bool:
-    from oel_engine.runs import summarize_run
+    from oel_engine.run.listing import summarize_run
 
     path = saves / cell.name
     return path.is_dir() and summarize_run(path).rounds >= cell.rounds
@@ -157,7 +157,7 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}")
 
     if not args.report_only:
-        from oel_engine.precision import cpu_description
+        from oel_engine.model.precision import cpu_description
 
         log(f"cpu: {cpu_description()}; {len(cells)} runs in {saves}")
         for game in args.games.split(","):

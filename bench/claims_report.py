@@ -19,8 +19,8 @@ from typing import Callable
 
 from oel_engine.fileio import atomic_write_text
 from oel_engine.metrics import EvalKind, OodSample, mean_sd
-from oel_engine.plots import grouped_bars, lines
-from oel_engine.run_data import RunData
+from oel_engine.report.plots import grouped_bars, lines
+from oel_engine.report.data import RunData
 
 ROOT = Path(__file__).resolve().parent.parent  # commands are shown relative to the checkout
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "cannot tell at this size"
@@ -427,7 +427,7 @@ def kept_sections(page: Path) -> list[str]:
 def _hardware(m: Matrix) -> list[str]:
     """The CPU, and each made run's time: the sum of its stages (a resumed run counts its work once)."""
     from oel_engine.metrics import StageTime
-    from oel_engine.precision import cpu_description
+    from oel_engine.model.precision import cpu_description
 
     def own(name: str, run: RunData) -> float:
         """A fork's log holds the stages it copied from its source: those are the source's work."""

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from oel_engine.config import GameConfig, ModelConfig, SamplingConfig  # noqa: E402
 from oel_engine.fileio import atomic_write_text  # noqa: E402
-from oel_engine.precision import cpu_description  # noqa: E402
+from oel_engine.model.precision import cpu_description  # noqa: E402
 from oel_engine.presets import build  # noqa: E402
 
 LESSONS = ROOT / "examples" / "lessons"
@@ -83,7 +83,7 @@ def measure(args) -> None:
 def per_round(saves: Path, lesson: str, seeds: list[int]) -> dict:
     """{(kind, round): {seed: EvalSummary}} of one lesson's runs."""
     from oel_engine.metrics import EvalSummary
-    from oel_engine.run_data import RunData
+    from oel_engine.report.data import RunData
 
     out: dict = {}
     for seed in seeds:
@@ -116,9 +116,9 @@ def random_row(saves: Path, maps: int, samples: int = 8) -> dict:
     cache = saves / f"random-{maps}x{samples}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    from oel_engine.evaluation import evaluate
-    from oel_engine.policies import RandomPolicy
-    from oel_engine.probe import held_out_probe, start_states
+    from oel_engine.evaluation.held_out import evaluate
+    from oel_engine.play.policies import RandomPolicy
+    from oel_engine.evaluation.move_probe import held_out_probe, start_states
 
     result, _ = evaluate(GameConfig(), lambda s: RandomPolicy(s), maps, samples)
     summary = result.summary()
@@ -347,12 +347,12 @@ def vars_of(args) -> dict:
 
 def training_reading(lm, experience: str, args) -> dict:
     """The probe (student and teacher) on training maps' start states, and the student's games there."""
-    from oel_engine.evaluation import episode_metrics
+    from oel_engine.evaluation.held_out import episode_metrics
     from oel_engine.games import make_game
     from oel_engine.games.solve import good_moves
-    from oel_engine.policies import ModelPolicy
-    from oel_engine.probe import MoveProbe, state_of, summarise
-    from oel_engine.rollout import play_episodes
+    from oel_engine.play.policies import ModelPolicy
+    from oel_engine.evaluation.move_probe import MoveProbe, state_of, summarise
+    from oel_engine.play.rollout import play_episodes
 
     game = GameConfig()
     seeds, states = [], []

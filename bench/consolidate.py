@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from oel_engine.precision import cpu_description
+from oel_engine.model.precision import cpu_description
 
 if hasattr(sys.stdout, "reconfigure"):  # not when imported under a capture (bench/latency.py)
     sys.stdout.reconfigure(line_buffering=True)
@@ -52,8 +52,8 @@ def bench_inputs(tokenizer_count, prefixes: int, target_tokens: int, context_tok
     length is closest to `target_tokens`, one per game) and a privileged context of about
     `context_tokens` tokens (the shipped Frozen Lake lessons, repeated whole items)."""
     from oel_engine.config import GameConfig
-    from oel_engine.policies import RandomPolicy
-    from oel_engine.rollout import play_episodes
+    from oel_engine.play.policies import RandomPolicy
+    from oel_engine.play.rollout import play_episodes
 
     game = GameConfig(name="frozenlake", max_turns=12)
     episodes = play_episodes(game, list(range(64)), RandomPolicy(seed=0))
@@ -140,7 +140,7 @@ def run_ours(args, precision: str) -> dict:
     # tokens a step runs through the model: student and teacher prompts, each with the response
     response = sum(r["mean_response_tokens"] for r in records) / len(records)
     student = sum(count(p) for p in prompts)
-    from oel_engine.prompts import insert_experience
+    from oel_engine.play.prompts import insert_experience
     teacher = sum(count(insert_experience(p, context)) for p in prompts)
     tokens_per_step = student + teacher + 2 * response * len(prompts)
 

@@ -87,7 +87,7 @@ def filler(tokenizer, tokens: int, seed: int) -> str:
 
 
 def turn_prompt(tokenizer, tokens: int, seed: int) -> list[dict]:
-    from oel_engine.prompts import SITUATION_MARKER
+    from oel_engine.play.prompts import SITUATION_MARKER
 
     return [{"role": "user", "content": filler(tokenizer, tokens, seed) + "\n" + SITUATION_MARKER + "\n[up] [down]"}]
 
@@ -214,7 +214,7 @@ def main(argv=None) -> dict:
     machine = {"device": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
                "torch": torch.__version__}
     if not cuda:
-        from oel_engine.precision import cpu_description
+        from oel_engine.model.precision import cpu_description
 
         machine["device"] = cpu_description()
     print(f"device: {machine['device']}", flush=True)

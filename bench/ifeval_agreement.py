@@ -1,5 +1,5 @@
 """Does our instruction probe judge as IFEval does? Edge-case answers, each judged by our checks
-(oel_engine/ood/checks.py) and by IFEval's reference checkers (lm-eval's tasks/ifeval, a port of
+(oel_engine/evaluation/instructions/checks.py) and by IFEval's reference checkers (lm-eval's tasks/ifeval, a port of
 google-research's instruction_following_eval), with IFEval's strict rule (an empty or whitespace
 answer follows nothing). Prints agreement per instruction and writes bench/ifeval_agreement.json.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from oel_engine.ood.checks import IFEVAL, follows  # noqa: E402
+from oel_engine.evaluation.instructions.checks import IFEVAL, follows  # noqa: E402
 
 OUT = ROOT / "bench" / "ifeval_agreement.json"
 

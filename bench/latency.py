@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--modes", default="thread,process")
     args = ap.parse_args()
     os.environ["OEL_LATENCY_MODEL"] = StepEngine.model = args.model
-    from oel_engine.precision import cpu_description
+    from oel_engine.model.precision import cpu_description
 
     print(f"cpu: {cpu_description()}; model {args.model}; {args.presses} presses per mode", flush=True)
     medians = {}

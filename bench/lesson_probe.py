@@ -23,11 +23,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from oel_engine.config import GameConfig, ModelConfig
-from oel_engine.experience_file import read_experience
+from oel_engine.experience.items import read_experience
 from oel_engine.metrics import ConsolidateStep, EvalSummary, mean_sd
-from oel_engine.precision import cpu_name
+from oel_engine.model.precision import cpu_name
 from oel_engine.presets import build
-from oel_engine.probe import MoveProbe, start_states
+from oel_engine.evaluation.move_probe import MoveProbe, start_states
 from oel_engine.session import Engine
 
 ROOT = Path(__file__).resolve().parent.parent

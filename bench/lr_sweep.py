@@ -18,8 +18,8 @@ import time
 from oel_engine.config import ConsolidationConfig, GameConfig, ModelConfig, SamplingConfig
 from oel_engine.consolidation.trainer import Distiller, Prefix
 from oel_engine.model.loader import load_language_model
-from oel_engine.policies import ModelPolicy
-from oel_engine.rollout import play_episodes
+from oel_engine.play.policies import ModelPolicy
+from oel_engine.play.rollout import play_episodes
 
 EXPERIENCE = "\n".join([
     "- EXPERIENCE ITEM: The player P starts at the top-left corner and the goal G is at the bottom-right; moving [up] or [left] from the start hits the wall.",

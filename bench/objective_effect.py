@@ -20,13 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from oel_engine.config import GameConfig, ModelConfig, eval_seeds  # noqa: E402
-from oel_engine.evaluation import episode_metrics  # noqa: E402
+from oel_engine.evaluation.held_out import episode_metrics  # noqa: E402
 from oel_engine.model.loader import load_language_model  # noqa: E402
-from oel_engine.policies import ModelPolicy  # noqa: E402
-from oel_engine.precision import cpu_description  # noqa: E402
+from oel_engine.play.policies import ModelPolicy  # noqa: E402
+from oel_engine.model.precision import cpu_description  # noqa: E402
 from oel_engine.presets import build  # noqa: E402
-from oel_engine.probe import held_out_probe, start_states  # noqa: E402
-from oel_engine.rollout import play_episodes  # noqa: E402
+from oel_engine.evaluation.move_probe import held_out_probe, start_states  # noqa: E402
+from oel_engine.play.rollout import play_episodes  # noqa: E402
 
 METRICS = ("pass_rate", "legal_action_rate", "mean_response_tokens", "mean_turns")
 

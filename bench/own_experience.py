@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from oel_engine.config import GameConfig, ModelConfig  # noqa: E402
-from oel_engine.precision import cpu_description  # noqa: E402
+from oel_engine.model.precision import cpu_description  # noqa: E402
 from oel_engine.presets import build  # noqa: E402
 
 PERSON_SEEDS = range(800_000, 800_004)  # training maps a "person" (a shortest-path player) wins
@@ -43,9 +43,9 @@ LESSON = ROOT / "examples" / "lessons" / "frozenlake-short.txt"
 def person_games(game: GameConfig):
     """Won games on training maps, played move by move along a shortest safe path, as a person's."""
     from oel_engine.games.solve import good_moves
-    from oel_engine.policies import ScriptedPolicy
-    from oel_engine.rollout import play_episodes
-    from oel_engine.trajectory import PolicyInfo
+    from oel_engine.play.policies import ScriptedPolicy
+    from oel_engine.play.rollout import play_episodes
+    from oel_engine.play.trajectory import PolicyInfo
 
     games = play_episodes(game, list(PERSON_SEEDS), ScriptedPolicy(lambda r: f"[{good_moves(r.board)[0]}]"))
     for i, e in enumerate(games):
@@ -58,7 +58,7 @@ def contexts(engine, name: str, config, game, person: bool) -> tuple[list[str], 
     """Run the extraction of run `name`; returns (extracted contexts at the consolidation step or
     step 0 for a person's games, raw-trajectory contexts, item counts)."""
     from oel_engine.events import StopFlag
-    from oel_engine.experience import trajectories_context
+    from oel_engine.experience.extraction import trajectories_context
 
     with engine.session(name, config, status=lambda _: None) as s:
         if person and not s.store.episode_rows():
@@ -100,8 +100,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "own_experience.json")
     args = ap.parse_args()
 
-    from oel_engine.experience_file import read_experience
-    from oel_engine.probe import MoveProbe, start_states
+    from oel_engine.experience.items import read_experience
+    from oel_engine.evaluation.move_probe import MoveProbe, start_states
     from oel_engine.session import Engine
 
     game = GameConfig()

@@ -20,13 +20,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from oel_engine.config import GameConfig, ModelConfig, SamplingConfig, eval_seeds
-from oel_engine.evaluation import episode_metrics
+from oel_engine.evaluation.held_out import episode_metrics
 from oel_engine.model.lm import LanguageModel
 from oel_engine.model.loader import load_language_model
-from oel_engine.policies import ModelPolicy
-from oel_engine.precision import cpu_description
-from oel_engine.probe import held_out_probe, start_states
-from oel_engine.rollout import play_episodes
+from oel_engine.play.policies import ModelPolicy
+from oel_engine.model.precision import cpu_description
+from oel_engine.evaluation.move_probe import held_out_probe, start_states
+from oel_engine.play.rollout import play_episodes
 
 LESSON = Path(__file__).resolve().parent.parent / "examples" / "lessons" / "frozenlake-short.txt"
 METRICS = ("pass_rate", "legal_action_rate", "mean_response_tokens", "mean_turns")

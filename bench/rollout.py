@@ -18,10 +18,10 @@ import torch
 
 from oel_engine.config import GameConfig, ModelConfig, SamplingConfig
 from oel_engine.model.loader import load_language_model
-from oel_engine.policies import ModelPolicy, TurnReply
-from oel_engine.precision import cpu_description
-from oel_engine.rollout import play_episodes
-from oel_engine.trajectory import PolicyInfo
+from oel_engine.play.policies import ModelPolicy, TurnReply
+from oel_engine.model.precision import cpu_description
+from oel_engine.play.rollout import play_episodes
+from oel_engine.play.trajectory import PolicyInfo
 
 
 

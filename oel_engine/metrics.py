@@ -201,7 +201,7 @@ class PrecisionChoice(Record):
 
 @dataclass(kw_only=True)
 class OodSample(Record):
-    """The instruction-following probe (oel_engine.ood) on one model with one sampling seed."""
+    """The instruction-following probe (oel_engine.evaluation.instructions) on one model with one sampling seed."""
 
     PHASE = Phase.OOD
     kind: str = EvalKind.BASE  # base, or consolidated (round r's consolidated model)

@@ -14,19 +14,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from .agents import AgentChoice, choices_for
-from .artifacts import FILE_RUN, PERSON_RUN, RunArtifacts
+from .play.agents import AgentChoice, choices_for
+from .run.artifacts import FILE_RUN, PERSON_RUN, RunArtifacts
 from .config import GameConfig, LoopConfig, ModelConfig, SamplingConfig
 from .errors import OelError
 from .events import EventSink, StopFlag, ignore
 from .games import Game, make_game
 from .metrics import MetricsLog
-from .policies import RandomPolicy, TurnRequest
-from .prompts import insert_experience, turn_messages
-from .rollout import episode_from_game
-from .runs import RunSummary, list_runs, open_loop_run
-from .storage import RunStore
-from .trajectory import Episode
+from .play.policies import RandomPolicy, TurnRequest
+from .play.prompts import insert_experience, turn_messages
+from .play.rollout import episode_from_game
+from .run.listing import RunSummary, list_runs, open_loop_run
+from .run.store import RunStore
+from .play.trajectory import Episode
 
 Status = Callable[[str], None]
 STAGE_REQUESTS = ("round", "extract", "collect", "consolidate", "evaluate")
@@ -207,7 +207,7 @@ class Engine:
                               game.board(), game.legal_moves(), game.turns)
         if self.lm is None:
             return AgentMove(self._random.act([request])[0].text)
-        from .policies import ModelPolicy
+        from .play.policies import ModelPolicy
 
         reply = ModelPolicy(self.lm, sampling, seed=game.turns).act([request])[0]
         return AgentMove(reply.text, reply.response_tokens)
@@ -217,7 +217,7 @@ class Engine:
         """Play one game per seed, saving each finished game to run `run` (a plain run, made if
         new) as it ends. Returns the saved games and whether a stop request cut the work short."""
         from .errors import Stopped
-        from .rollout import play_episodes
+        from .play.rollout import play_episodes
 
         saved: list[Episode] = []
         with RunStore(self.saves, run, holder="playing games") as store:
@@ -238,7 +238,7 @@ class Engine:
                  on_event: EventSink = ignore, stop: StopFlag | None = None) -> dict:
         """Held-out evaluation (mean and spread over samples); with `run`, its games and summary
         are saved there. A stopped evaluation raises Stopped and records nothing."""
-        from .evaluation import evaluate
+        from .evaluation.held_out import evaluate
         from .metrics import EvalKind, EvalSummary
 
         result, played = evaluate(game, make_policy, episodes, samples, experience=experience,
@@ -261,7 +261,7 @@ class Engine:
         """good_move_prob on the held-out start states: the loaded model (with `experience` in its
         prompt), or a random legal-move player without one. The probe samples nothing, so its
         spread over samples is 0; `good_move_prob_se` is the spread over maps."""
-        from .probe import held_out_probe, start_states
+        from .evaluation.move_probe import held_out_probe, start_states
 
         result = held_out_probe(self.lm, start_states(game, episodes), experience, stop)
         return {**result.summary(), "good_move_prob_std": 0.0}
@@ -270,7 +270,7 @@ class Engine:
         """The probe on the current state of `game` with `agent`'s weights (default: the loaded
         model as it is): (student: the plain prompt, teacher: `experience` inserted, or None; good
         moves). Without a model, the student is a random legal-move player's uniform choice."""
-        from .probe import MoveProbe, state_of, uniform_legal
+        from .evaluation.move_probe import MoveProbe, state_of, uniform_legal
 
         self.use_agent(agent)
         state = state_of(game)
@@ -284,7 +284,7 @@ class Engine:
     def teacher_context(self, name: str) -> str | None:
         """What a teacher of run `name`'s current round would read: its experience file or first
         extraction run's newest snapshot, plus the items a person wrote (None if there is none)."""
-        from .runs import read_config
+        from .run.listing import read_config
 
         with RunStore(self.saves, name, readonly=True) as store:
             art, config = RunArtifacts(store), read_config(store)
@@ -299,7 +299,7 @@ class Engine:
         the teach preset (same game, model and seed); any other gets a new run, NAME-teach, with
         the same game, model and seed and its enabled lessons copied."""
         from .presets import build
-        from .runs import save_config
+        from .run.listing import save_config
 
         store, config = open_loop_run(self.saves, name, None, holder="preparing a teaching round")
         try:
@@ -326,7 +326,7 @@ class Engine:
                         f"{target} (teach preset), which is now the current run.")
 
     def merge(self, name: str, out_dir: Path, last_round: int | None = None, status: Status = _quiet) -> Path:
-        from .merge import merge_run
+        from .run.merge import merge_run
 
         store, config = open_loop_run(self.saves, name, None, readonly=True)
         try:
@@ -345,6 +345,12 @@ class Engine:
         with self.session(name, status=status, holder=f"its {stage} job") as s:
             s.run(stage, on_event, stop)
 
+    def follow_consolidation(self, name: str, overrides: dict, status: Status = _quiet) -> int:
+        """A follower rank of `accelerate launch`: train in lockstep with rank 0, write nothing."""
+        from .round.follower import follow_consolidation
+
+        return follow_consolidation(self.saves, name, overrides, status=status)
+
     def set_item(self, name: str, item: ItemView, enabled: bool, text: str) -> None:
         with self.session(name, holder="an experience edit") as s:
             s.edit_item(item, enabled, text)
@@ -357,7 +363,7 @@ class Engine:
         """Save a person's finished game in run `name`; with no run, in a new one made from
         `new_config` (named play-<time>). Returns the run's name and the saved episode."""
         if not name:
-            from .storage import new_run_name
+            from .run.store import new_run_name
 
             if new_config is None:
                 raise OelError("no run to save the game in")
@@ -409,7 +415,7 @@ class RunSession:
     def _save_settings(self, config: LoopConfig, assignments: list[str]) -> None:
         from dataclasses import asdict
 
-        from .runs import save_config
+        from .run.listing import save_config
 
         config = config.validate()
         r = self.current_round
@@ -438,7 +444,7 @@ class RunSession:
     def runner(self, on_event: EventSink = ignore, stop: StopFlag | None = None):
         from .round import RoundRunner
 
-        from .live import live_writer
+        from .run.live import live_writer
 
         self.engine.release_agents()  # stages merge rounds into the plain weights, never into Play's stack
         lm = self.engine.ensure_model(self.config.model, self.status)
@@ -504,7 +510,7 @@ class RunSession:
         """Make an experience file the teacher's context from the current round on, instead of
         extracted experience (a round whose extraction has not started skips it). Returns the
         normalised text. The same file again (a resumed command) is accepted; another is not."""
-        from .experience_file import format_items, parse_items, read_experience
+        from .experience.items import format_items, parse_items, read_experience
 
         items = parse_items(read_experience(path))
         if not items:
@@ -553,7 +559,7 @@ def list_items(art: RunArtifacts) -> list[ItemView]:
     items = []
     external = art.external()
     if external is not None:
-        from .experience_file import parse_items
+        from .experience.items import parse_items
 
         text, meta = external
         for line in parse_items(text):

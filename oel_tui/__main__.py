@@ -17,7 +17,7 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # library output must not garble the screen
 
     from oel_engine.config import GameConfig, ModelConfig
-    from oel_engine.storage import saves_root
+    from oel_engine.run.store import saves_root
 
     from .app import OelApp, Settings
 

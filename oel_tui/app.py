@@ -98,7 +98,7 @@ class OelApp(App):
 
     async def show_what_was_taught(self) -> None:
         """After a teaching round: Play in versus, the base against the taught model, on a held-out map."""
-        from oel_engine.agents import AgentChoice, newest
+        from oel_engine.play.agents import AgentChoice, newest
         from oel_engine.config import EVAL_SEED_BASE
 
         run = self.settings.run

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oel_engine.live import read_live, snapshot, written_elsewhere
+from oel_engine.run.live import read_live, snapshot, written_elsewhere
 
 POLL_SECONDS = 2.0
 

@@ -9,8 +9,8 @@ from oel_engine.config import LoopConfig
 from oel_engine.events import MetricsRecorded, Progress, StageFinished, StageStarted
 from oel_engine.games import make_game
 from oel_engine.metrics import MetricsLog
-from oel_engine.rollout import episode_from_game
-from oel_engine.runs import RunSummary
+from oel_engine.play.rollout import episode_from_game
+from oel_engine.run.listing import RunSummary
 from oel_tui.engine import AgentMove, ItemView, RunView
 
 
@@ -49,7 +49,7 @@ class FakeEngine:
         return g
 
     def agent_choices(self, run):
-        from oel_engine.agents import choices_for
+        from oel_engine.play.agents import choices_for
 
         return choices_for(run, self.rounds_done, bool(self.teacher_context(run))) if run else choices_for(None, 0, False)
 
@@ -111,7 +111,7 @@ class FakeEngine:
         """Canned probabilities that depend on the experience and on the model: each finished
         round moves 0.1 from up to down."""
         from oel_engine.games.solve import good_moves
-        from oel_engine.probe import MoveProbs
+        from oel_engine.evaluation.move_probe import MoveProbs
 
         gate = getattr(self, "probe_gate", None)
         if gate is not None:
@@ -135,8 +135,8 @@ class FakeEngine:
         """Two canned games (a scripted agent's, won and lost) plus the person's saved ones."""
         if not hasattr(self, "_canned"):
             from oel_engine.config import GameConfig
-            from oel_engine.policies import ScriptedPolicy
-            from oel_engine.rollout import play_episodes
+            from oel_engine.play.policies import ScriptedPolicy
+            from oel_engine.play.rollout import play_episodes
 
             from oel_engine.games.solve import good_moves
 

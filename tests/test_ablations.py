@@ -8,10 +8,10 @@ import pytest
 
 from oel_engine.config import LoopConfig
 from oel_engine.errors import OelError
-from oel_engine.experience import trajectories_context
+from oel_engine.experience.extraction import trajectories_context
 from oel_engine.round import RoundRunner
-from oel_engine.runs import open_loop_run
-from oel_engine.trajectory import Episode, Outcome, PolicyInfo, Turn
+from oel_engine.run.listing import open_loop_run
+from oel_engine.play.trajectory import Episode, Outcome, PolicyInfo, Turn
 
 from .test_loop import new_lm, tiny_config
 
@@ -99,7 +99,7 @@ def stage_times(run_dir) -> list[tuple[int, str]]:
 
 
 def test_a_fork_keeps_the_sources_games_and_redoes_only_what_its_settings_change(tmp_path, tiny_tokenizer):
-    from oel_engine.fork import fork_run
+    from oel_engine.round.fork import fork_run
     from oel_engine.metrics import EvalKind, EvalSummary, MetricsLog
     from oel_engine.fileio import read_jsonl
 
@@ -137,8 +137,8 @@ def test_the_off_policy_baseline_learns_from_games_the_teacher_plays(tmp_path, t
     without the experience (forward KL over the teacher's top-k)."""
     from oel_engine.consolidation.trainer import Distiller
     from oel_engine.fileio import read_jsonl
-    from oel_engine.fork import fork_run
-    from oel_engine.prompts import insert_experience
+    from oel_engine.round.fork import fork_run
+    from oel_engine.play.prompts import insert_experience
 
     run_rounds(tmp_path, "src", tiny_tokenizer, tiny_config())
     fork_run(tmp_path, "src", "off", loss="offpolicy")
@@ -161,7 +161,7 @@ def test_the_off_policy_baseline_learns_from_games_the_teacher_plays(tmp_path, t
 
 
 def test_fork_refuses_what_it_cannot_do(tmp_path, tiny_tokenizer):
-    from oel_engine.fork import fork_run
+    from oel_engine.round.fork import fork_run
 
     with pytest.raises(OelError, match="no run named"):
         fork_run(tmp_path, "nope", "f", loss="offpolicy")

@@ -1,6 +1,6 @@
 import pytest
 
-from oel_engine.actions import parse_action
+from oel_engine.games.actions import parse_action
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oel_engine.agents import AgentChoice, choices_for, newest
+from oel_engine.play.agents import AgentChoice, choices_for, newest
 from oel_engine.config import GameConfig, ModelConfig
 from oel_engine.presets import build
 from oel_engine.session import Engine
-from oel_engine.storage import RunStore
-from oel_engine.artifacts import RunArtifacts
+from oel_engine.run.store import RunStore
+from oel_engine.run.artifacts import RunArtifacts
 
 PROMPT = [{"role": "user", "content": "You are an agent playing a grid game. Current situation:\nP _ G\n\nWhat action?"}]
 

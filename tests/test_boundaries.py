@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def modules(package):
     for path in sorted((ROOT / package).rglob("*.py")):
+        if path.name == "__main__.py":  # runs the program when imported
+            continue
         rel = path.relative_to(ROOT).with_suffix("")
         parts = list(rel.parts)
         if parts[-1] == "__init__":
@@ -34,3 +36,83 @@ def test_engine_never_imports_textual(module):
 def test_tui_imports_no_torch_or_transformers(module):
     loaded = imported_after(module)
     assert not {"torch", "transformers", "peft"} & loaded
+
+
+# -- the engine's layers (oel_engine.LAYERS) ----------------------------------------------------
+
+def engine_imports() -> dict[str, set[str]]:
+    """Module -> the oel_engine modules it imports anywhere (function-level imports included)."""
+    import ast
+
+    graph: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "oel_engine").rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_package else parts)
+        package = name if is_package else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                if target.startswith("oel_engine"):
+                    targets.add(target)
+                    targets.update(f"{target}.{a.name}" for a in node.names)  # `from .round import fork`
+            elif isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name.startswith("oel_engine"))
+        graph[name] = targets
+    return {m: {t for t in ts if t in graph and t != m} for m, ts in graph.items()}
+
+
+def unit_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_every_top_level_name_has_a_layer():
+    import oel_engine
+
+    placed = {u for layer in oel_engine.LAYERS for u in layer}
+    present = {unit_of(m) for m in engine_imports()} - {""}
+    assert present == placed, f"unplaced: {present - placed}, placed but absent: {placed - present}"
+
+
+def test_engine_imports_only_downward():
+    import oel_engine
+
+    level = {u: i for i, layer in enumerate(oel_engine.LAYERS) for u in layer}
+    vocabulary = set(oel_engine.LAYERS[-1])
+    wrong = []
+    for module, targets in engine_imports().items():
+        for target in targets:
+            a, b = unit_of(module), unit_of(target)
+            if not a or not b or a == b or (a in vocabulary and b in vocabulary):
+                continue
+            if level[b] <= level[a]:
+                wrong.append(f"{module} -> {target}")
+    assert not wrong, "imports that run sideways or up:\n" + "\n".join(sorted(wrong))
+
+
+def test_engine_has_no_import_cycle():
+    graph = engine_imports()
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle.extend(path[path.index(nxt):] + [node, nxt] if nxt in path else [node, nxt])
+                return True
+            if state.get(nxt) is None and visit(nxt, path + [node]):
+                return True
+        state[node] = 2
+        return False
+
+    for module in sorted(graph):
+        if state.get(module) is None and visit(module, []):
+            break
+    assert not cycle, " -> ".join(cycle)

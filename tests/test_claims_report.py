@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from oel_engine.fork import fork_run
+from oel_engine.round.fork import fork_run
 from oel_engine.metrics import EvalKind, MetricsLog
-from oel_engine.run_data import RunData
+from oel_engine.report.data import RunData
 
 from .test_ablations import run_rounds
 from .test_loop import tiny_config

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from oel_engine.artifacts import RunArtifacts
+from oel_engine.run.artifacts import RunArtifacts
 from oel_engine.metrics import EvalKind
 from oel_engine.round import RoundRunner
-from oel_engine.run_data import RunData
-from oel_engine.runs import open_loop_run
+from oel_engine.report.data import RunData
+from oel_engine.run.listing import open_loop_run
 
 from .test_loop import new_lm, tiny_config
 

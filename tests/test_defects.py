@@ -238,11 +238,11 @@ def test_reading_a_run_while_this_process_writes_it(tmp_path, tiny_folder):
 
 
 def test_a_lock_held_by_another_process_says_so(tmp_path):
-    from oel_engine.storage import RunStore
+    from oel_engine.run.store import RunStore
 
     RunStore(tmp_path, "r").close()
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from oel_engine.storage import RunStore; "
+        "import sys, time; from oel_engine.run.store import RunStore; "
         f"s = RunStore({str(tmp_path)!r}, 'r'); print('locked', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:

@@ -6,7 +6,7 @@ import torch
 from oel_engine.config import ConsolidationConfig, GameConfig
 from oel_engine.consolidation.trainer import Distiller, Prefix
 from oel_engine.games import make_game
-from oel_engine.prompts import EXPERIENCE_HEADER, insert_experience, turn_messages
+from oel_engine.play.prompts import EXPERIENCE_HEADER, insert_experience, turn_messages
 
 from .helpers import frozenlake_solution
 

@@ -1,10 +1,10 @@
 from oel_engine.config import GameConfig
-from oel_engine.experience import (
+from oel_engine.experience.extraction import (
     ExperienceItem, ExperienceState, extraction_prompt, parse_extraction, trajectory_text, truncate_items,
 )
-from oel_engine.experience_file import ITEM_PREFIX
-from oel_engine.policies import ScriptedPolicy
-from oel_engine.rollout import play_episodes
+from oel_engine.experience.items import ITEM_PREFIX
+from oel_engine.play.policies import ScriptedPolicy
+from oel_engine.play.rollout import play_episodes
 
 
 def a_lost_game():

@@ -9,10 +9,10 @@ from oel_engine.consolidation.trainer import Distiller
 from oel_engine.errors import OelError
 from oel_engine.model.generation import BatchGenerator, last_positions
 from oel_engine.model.lm import LanguageModel
-from oel_engine.policies import ScriptedPolicy
-from oel_engine.precision import choose_inference
-from oel_engine.probe import MoveProbe
-from oel_engine.rollout import play_episodes
+from oel_engine.play.policies import ScriptedPolicy
+from oel_engine.model.precision import choose_inference
+from oel_engine.evaluation.move_probe import MoveProbe
+from oel_engine.play.rollout import play_episodes
 
 from .conftest import build_tiny_model
 from .test_generation import turn_prompts
@@ -111,7 +111,7 @@ def test_next_token_logits_equal_a_full_forward(tiny_lm):
 
 def test_the_probe_reads_each_distinct_prompt_once(tiny_lm):
     from oel_engine.games import make_game
-    from oel_engine.probe import state_of
+    from oel_engine.evaluation.move_probe import state_of
 
     states = []
     for seed in (0, 1):

@@ -6,15 +6,15 @@ import textwrap
 import time
 
 from oel_engine.events import Progress, StageFinished, StageStarted
-from oel_engine.live import live_writer, read_live, snapshot, written_elsewhere
-from oel_engine.runs import open_loop_run
+from oel_engine.run.live import live_writer, read_live, snapshot, written_elsewhere
+from oel_engine.run.listing import open_loop_run
 
 from .test_loop import tiny_config
 
 WRITER = textwrap.dedent("""
     import sys, time
     from oel_engine.events import Progress, StageStarted
-    from oel_engine.live import live_writer
+    from oel_engine.run.live import live_writer
     from oel_engine.session import Engine
 
     saves, name, lessons = sys.argv[1], sys.argv[2], int(sys.argv[3])

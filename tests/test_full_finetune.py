@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from oel_engine.agents import AgentChoice
+from oel_engine.play.agents import AgentChoice
 from oel_engine.consolidation.trainer import Distiller
 from oel_engine.errors import OelError
 from oel_engine.model.loader import load_language_model

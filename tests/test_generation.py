@@ -5,7 +5,7 @@ from oel_engine.config import GameConfig, SamplingConfig
 from oel_engine.games import make_game
 from oel_engine.model.generation import sample_next
 from oel_engine.model.kv_cache import PrefixEntry, PrefixStore, common_prefix_length
-from oel_engine.prompts import turn_messages
+from oel_engine.play.prompts import turn_messages
 
 from .helpers import frozenlake_solution
 

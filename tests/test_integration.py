@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from oel_engine.config import GameConfig, ModelConfig, SamplingConfig
-from oel_engine.policies import ModelPolicy
-from oel_engine.rollout import play_episodes
+from oel_engine.play.policies import ModelPolicy
+from oel_engine.play.rollout import play_episodes
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def test_embedded_batched_greedy_equals_sequential(smollm):
 
     from oel_engine.games import make_game
     from oel_engine.model.lm import LanguageModel
-    from oel_engine.prompts import turn_messages
+    from oel_engine.play.prompts import turn_messages
 
     smollm = LanguageModel(smollm.model, smollm.tokenizer, smollm.name, replace(smollm.config, inference_dtype="float32"))
 
@@ -103,8 +103,8 @@ def test_a_shipped_lesson_moves_the_probe_on_the_embedded_model(smollm):
     good moves by far more than the spread over maps (measured 0.10 -> 0.24 on 32 maps)."""
     from pathlib import Path
 
-    from oel_engine.experience_file import read_experience
-    from oel_engine.probe import MoveProbe, start_states
+    from oel_engine.experience.items import read_experience
+    from oel_engine.evaluation.move_probe import MoveProbe, start_states
 
     lesson = read_experience(Path(__file__).resolve().parent.parent / "examples" / "lessons" / "frozenlake-short.txt")
     states = start_states(GameConfig(), 16)

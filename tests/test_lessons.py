@@ -10,7 +10,7 @@ import pytest
 
 from oel_engine.errors import OelError
 from oel_engine.metrics import EvalSample, EvalSummary, StageTime
-from oel_engine.prompts import EXPERIENCE_HEADER
+from oel_engine.play.prompts import EXPERIENCE_HEADER
 from oel_engine.session import Engine
 
 from .test_defects import folder_config
@@ -133,7 +133,7 @@ def test_cli_consolidate_with_an_experience_file(tmp_path, tiny_folder):
 
 @pytest.mark.parametrize("name", ["frozenlake.txt", "frozenlake-short.txt", "sokoban.txt"])
 def test_shipped_lessons_are_valid_experience_files(name):
-    from oel_engine.experience_file import parse_items, read_experience
+    from oel_engine.experience.items import parse_items, read_experience
 
     items = parse_items(read_experience(EXAMPLES / name))
     assert len(items) >= 2 and all(len(i) < 300 for i in items)

@@ -4,7 +4,7 @@ import torch
 from oel_engine.config import ModelConfig, SamplingConfig
 from oel_engine.errors import OelError
 from oel_engine.model import loader
-from oel_engine.actions import strip_thinking
+from oel_engine.games.actions import strip_thinking
 
 from .conftest import build_tiny_model
 

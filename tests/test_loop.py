@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from oel_engine.artifacts import RunArtifacts
+from oel_engine.run.artifacts import RunArtifacts
 from oel_engine.config import (
     ConsolidationConfig, EvalConfig, ExtractionConfig, GameConfig, LoopConfig, ModelConfig, SamplingConfig,
 )
@@ -14,10 +14,10 @@ from oel_engine.errors import Stopped
 from oel_engine.events import Progress, StopFlag
 from oel_engine.metrics import MetricsLog
 from oel_engine.model.lm import LanguageModel
-from oel_engine.reporting import run_summary
+from oel_engine.report.summaries import run_summary
 from oel_engine.round import RoundRunner
 from oel_engine.round.collect import build_data
-from oel_engine.runs import open_loop_run
+from oel_engine.run.listing import open_loop_run
 from oel_engine.session import Engine
 
 from .conftest import build_tiny_model

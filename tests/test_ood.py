@@ -6,8 +6,8 @@ import json
 import pytest
 
 from oel_engine.errors import OelError
-from oel_engine.ood.checks import CHECKS, IFEVAL, follows, sentences
-from oel_engine.ood.probe import OodPrompt, load_prompts, run_probe, score_answers
+from oel_engine.evaluation.instructions.checks import CHECKS, IFEVAL, follows, sentences
+from oel_engine.evaluation.instructions.probe import OodPrompt, load_prompts, run_probe, score_answers
 
 # (instruction, kwargs, an answer that follows it, an answer that does not)
 CASES = [
@@ -79,7 +79,7 @@ def test_ifeval_ids_judge_as_ifeval_does():
 def test_answers_in_a_file_are_scored_one_verdict_line_each(tmp_path):
     from typer.testing import CliRunner
 
-    from oel_engine.cli import app
+    from oel_engine.cli.main import app
 
     rows = [{"instructions": [{"id": "keywords:existence", "kwargs": {"keywords": ["tea"]}},
                               {"id": "punctuation:no_comma", "kwargs": {}}], "response": "Tea please"},

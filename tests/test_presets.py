@@ -93,7 +93,7 @@ def test_set_parses_each_field_by_its_type_and_says_what_is_wrong():
 def test_oel_config_prints_what_a_run_would_use(tmp_path):
     from typer.testing import CliRunner
 
-    from oel_engine.cli import app
+    from oel_engine.cli.main import app
 
     result = CliRunner().invoke(app, ["config", "--preset", "paper-sokoban", "--set", "consolidation.steps=7", "--json"])
     assert result.exit_code == 0, result.output

@@ -7,8 +7,8 @@ import pytest
 from oel_engine.config import GameConfig
 from oel_engine.games import MOVES, Board, make_game
 from oel_engine.games.solve import good_moves
-from oel_engine.probe import MoveProbe, ProbeState, start_states, summarise, uniform_legal
-from oel_engine.prompts import EXPERIENCE_HEADER
+from oel_engine.evaluation.move_probe import MoveProbe, ProbeState, start_states, summarise, uniform_legal
+from oel_engine.play.prompts import EXPERIENCE_HEADER
 
 from .helpers import frozenlake_solution, sokoban_solution
 

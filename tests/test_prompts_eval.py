@@ -1,9 +1,9 @@
 from oel_engine.config import GameConfig
-from oel_engine.evaluation import episode_metrics, evaluate
+from oel_engine.evaluation.held_out import episode_metrics, evaluate
 from oel_engine.games import make_game
-from oel_engine.policies import RandomPolicy, ScriptedPolicy
-from oel_engine.prompts import EXPERIENCE_HEADER, turn_prompt_text
-from oel_engine.rollout import play_episodes
+from oel_engine.play.policies import RandomPolicy, ScriptedPolicy
+from oel_engine.play.prompts import EXPERIENCE_HEADER, turn_prompt_text
+from oel_engine.play.rollout import play_episodes
 
 from .helpers import frozenlake_solution
 

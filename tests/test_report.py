@@ -3,9 +3,9 @@
 import pytest
 
 from oel_engine.errors import OelError
-from oel_engine.fork import fork_run
-from oel_engine.run_data import RunData
-from oel_engine.run_report import write_comparison, write_report
+from oel_engine.round.fork import fork_run
+from oel_engine.report.data import RunData
+from oel_engine.report.markdown import write_comparison, write_report
 
 from .test_ablations import run_rounds
 from .test_cli_loop import oel
@@ -68,7 +68,7 @@ def test_report_and_compare_on_the_command_line(saves, tmp_path):
 
 def test_labels_and_spreads_say_what_a_reader_needs(saves):
     from oel_engine.metrics import EvalSummary
-    from oel_engine.run_report import _value
+    from oel_engine.report.markdown import _value
 
     run = RunData.load(saves / "main")
     assert "experience from" not in run.label()

@@ -5,12 +5,12 @@ import pytest
 
 from oel_engine.config import GameConfig
 from oel_engine.errors import OelError
-from oel_engine.policies import RandomPolicy
-from oel_engine.rollout import play_episodes
+from oel_engine.play.policies import RandomPolicy
+from oel_engine.play.rollout import play_episodes
 from oel_engine.fileio import atomic_write_text, read_jsonl
-from oel_engine.runs import list_runs, summarize_run
-from oel_engine.storage import RunStore, load_episodes, saves_root
-from oel_engine.trajectory import Episode
+from oel_engine.run.listing import list_runs, summarize_run
+from oel_engine.run.store import RunStore, load_episodes, saves_root
+from oel_engine.play.trajectory import Episode
 
 
 def some_episodes(n=3, seed=0):

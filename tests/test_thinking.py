@@ -8,10 +8,10 @@ from transformers import AutoTokenizer
 
 from oel_engine.metrics import EvalKind, EvalSample
 from oel_engine.model.lm import LanguageModel
-from oel_engine.ood.probe import OOD_SAMPLING, load_prompts, run_probe
+from oel_engine.evaluation.instructions.probe import OOD_SAMPLING, load_prompts, run_probe
 from oel_engine.round.evaluate import in_context_samples
 from oel_engine.session import Engine
-from oel_engine.storage import RunStore
+from oel_engine.run.store import RunStore
 
 from .test_defects import folder_config
 

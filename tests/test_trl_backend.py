@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("trl.experimental.sdft", reason="TRL is the optional [trl] extra")
 
 from oel_engine.consolidation.trl_backend import TrlDistiller, rows_per_step, teacher_messages  # noqa: E402
-from oel_engine.prompts import insert_experience  # noqa: E402
+from oel_engine.play.prompts import insert_experience  # noqa: E402
 
 from .test_distiller import config, prefixes  # noqa: E402
 
@@ -81,7 +81,7 @@ def test_a_round_with_the_trl_backend_then_one_with_ours(tmp_path, tiny_tokenize
     # another process of `accelerate launch` trains in lockstep on rank 0's data and writes nothing
     import shutil
 
-    from oel_engine.consolidation.distributed import follow_consolidation
+    from oel_engine.round.follower import follow_consolidation
     from oel_engine.errors import OelError
 
     from .test_loop import new_lm
@@ -95,9 +95,9 @@ def test_a_round_with_the_trl_backend_then_one_with_ours(tmp_path, tiny_tokenize
     assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == before
     (data / "round-1.jsonl").unlink()
     # the loop goes on: the next round consolidates with our backend on the merged weights
-    from oel_engine.runs import read_config
-    from oel_engine.storage import RunStore
-    from oel_engine.runs import save_config
+    from oel_engine.run.listing import read_config
+    from oel_engine.run.store import RunStore
+    from oel_engine.run.listing import save_config
 
     with RunStore(tmp_path, "r") as store:
         save_config(store, replace(read_config(store), consolidation=base.consolidation))
@@ -130,7 +130,7 @@ def test_two_processes_train_in_lockstep_and_only_rank_0_writes(tmp_path, tiny_f
                   "--format", "unstructured", "--json", "--saves", saves))
     script = tmp_path / "oel_args.py"  # torchrun would read `--run` as its own option
     script.write_text("import os, shlex, sys\nsys.argv = ['oel'] + shlex.split(os.environ['OEL_ARGS'])\n"
-                      "from oel_engine.cli import main\nmain()\n")
+                      "from oel_engine.cli.main import main\nmain()\n")
     env = dict(os.environ, OMP_NUM_THREADS="1", OEL_ARGS=f"consolidate --run x --steps 2 --backend trl --json --saves {saves}")
     with socket.socket() as probe:  # a free port for the rendezvous
         probe.bind(("127.0.0.1", 0))

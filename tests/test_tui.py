@@ -280,7 +280,7 @@ async def settle(app, pilot, times: int = 3):
 
 
 async def test_the_picker_changes_the_bars_and_the_agents_answers(tmp_path):
-    from oel_engine.agents import AgentChoice
+    from oel_engine.play.agents import AgentChoice
 
     app = make_app(tmp_path)
     app.engine.rounds_done = 2
@@ -321,7 +321,7 @@ async def test_a_round_that_finishes_joins_the_picker(tmp_path):
 
 
 async def test_versus_steps_both_agents_on_the_same_map_with_their_own_tallies(tmp_path):
-    from oel_engine.agents import AgentChoice
+    from oel_engine.play.agents import AgentChoice
 
     app = make_app(tmp_path)
     app.engine.rounds_done = 1
@@ -358,7 +358,7 @@ async def test_versus_steps_both_agents_on_the_same_map_with_their_own_tallies(t
 
 
 async def test_the_teaching_key_runs_a_round_then_plays_base_against_the_taught_model(tmp_path):
-    from oel_engine.agents import AgentChoice
+    from oel_engine.play.agents import AgentChoice
     from oel_engine.config import EVAL_SEED_BASE
 
     app = make_app(tmp_path)

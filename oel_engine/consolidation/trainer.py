@@ -20,8 +20,8 @@ from ..config import ConsolidationConfig, SamplingConfig
 from ..errors import OelError
 from ..fileio import log
 from ..model.lm import LanguageModel
-from ..precision import choose_autocast
-from ..prompts import insert_experience
+from ..model.precision import choose_autocast
+from ..play.prompts import insert_experience
 from .frozen_weights import FrozenLinearsInDtype
 from .losses import full_reverse_kl, topk_forward_kl, topk_reverse_kl
 from .scoring import SharedPrefix, full_attention_only, response_logits, shared_length

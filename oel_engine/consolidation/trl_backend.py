@@ -23,7 +23,7 @@ from typing import Callable
 
 from ..config import ConsolidationConfig
 from ..errors import OelError
-from ..prompts import insert_experience
+from ..play.prompts import insert_experience
 from .distributed import world_size
 from .trainer import Distiller, peak_memory_mb
 

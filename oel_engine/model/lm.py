@@ -9,7 +9,7 @@ from typing import Hashable, Iterator, Sequence
 import torch
 
 from ..config import ModelConfig, SamplingConfig
-from ..precision import choose_inference
+from .precision import choose_inference
 from .generation import BatchGenerator, Generation
 from .inference import InferenceCopy
 

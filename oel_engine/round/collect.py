@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import random
 
-from ..evaluation import episode_metrics
-from ..prompts import remove_experience
+from ..evaluation.held_out import episode_metrics
+from ..play.prompts import remove_experience
 from ..metrics import CollectSummary
-from ..rollout import play_episodes
-from ..trajectory import Episode
+from ..play.rollout import play_episodes
+from ..play.trajectory import Episode
 from .context import RoundContext
 from .seeds import collect_seed, stream_seed
 from .stage import Plan, Stage

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..artifacts import RunArtifacts
+from ..run.artifacts import RunArtifacts
 from ..config import LoopConfig, SamplingConfig
 from ..errors import OelError
 from ..events import EventSink, StopFlag, ignore
-from ..experience import trajectories_context
+from ..experience.extraction import trajectories_context
 from ..metrics import MetricsLog
 from ..model.lm import LanguageModel
-from ..policies import ModelPolicy
-from ..storage import RunStore
+from ..play.policies import ModelPolicy
+from ..run.store import RunStore
 
 
 @dataclass

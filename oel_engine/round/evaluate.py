@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..evaluation import episode_metrics
+from ..evaluation.held_out import episode_metrics
 from ..events import Progress, StageStarted
 from ..metrics import EvalKind, EvalSample, EvalSummary, OodSample
-from ..probe import ProbeResult, held_out_probe, start_states
-from ..rollout import games_over_maps, play_episodes
+from ..evaluation.move_probe import ProbeResult, held_out_probe, start_states
+from ..play.rollout import games_over_maps, play_episodes
 from .context import RoundContext
 from .seeds import stream_seed
 from .stage import Plan, Stage
@@ -108,7 +108,7 @@ class Evaluate(Stage):
     def _ood(self, ctx: RoundContext, r: int) -> None:
         """The instruction-following probe on this stage's model, one record per seed (seeds
         0..n-1 for every model, so base and consolidated are compared on the same streams)."""
-        from ..ood.probe import OOD_SAMPLING, run_probe
+        from ..evaluation.instructions.probe import OOD_SAMPLING, run_probe
 
         ev = ctx.cfg.evaluation
         done = {s.sample for s in ctx.metrics().of(OodSample, round=r, kind=self.kind)}

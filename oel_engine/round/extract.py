@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 
 from ..config import SamplingConfig
-from ..evaluation import episode_metrics
-from ..experience import ExperienceItem, ExperienceState, extraction_prompt, parse_extraction, truncate_items
+from ..evaluation.held_out import episode_metrics
+from ..experience.extraction import ExperienceItem, ExperienceState, extraction_prompt, parse_extraction, truncate_items
 from ..metrics import CurvePoint, ExtractStep
-from ..rollout import games_over_maps, play_episodes
-from ..trajectory import Episode
+from ..play.rollout import games_over_maps, play_episodes
+from ..play.trajectory import Episode
 from .context import RoundContext
 from .seeds import extract_seed, stream_seed
 from .stage import Plan, Stage

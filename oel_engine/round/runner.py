@@ -21,7 +21,7 @@ from ..errors import OelError
 from ..events import EventSink, Progress, StageFinished, StageStarted, StopFlag, ignore
 from ..metrics import EvalKind, StageTime
 from ..model.lm import LanguageModel
-from ..storage import RunStore
+from ..run.store import RunStore
 from .collect import Collect
 from .consolidate import Consolidate
 from .context import RoundContext

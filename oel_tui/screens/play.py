@@ -15,8 +15,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from oel_engine.actions import parse_action
-from oel_engine.agents import AgentChoice, newest
+from oel_engine.games.actions import parse_action
+from oel_engine.play.agents import AgentChoice, newest
 from oel_engine.config import EVAL_SEED_BASE
 
 from ..follow import POLL_SECONDS

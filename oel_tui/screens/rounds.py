@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static, Tabb
 
 from oel_engine.events import MetricsRecorded, Progress, StageFinished, StageStarted
 from oel_engine.metrics import CurvePoint, MetricsLog, PrecisionChoice, parse_record
-from oel_engine.reporting import consolidation_steps, curve, eval_summaries
+from oel_engine.report.summaries import consolidation_steps, curve, eval_summaries
 
 from ..follow import POLL_SECONDS, RunFollower
 from ..jobs import STAGE_JOBS

@@ -17,10 +17,10 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .config import GameConfig, eval_seeds
-from .games import MOVES, Board, make_game
-from .games.solve import good_moves
-from .prompts import insert_experience, turn_messages
+from ..config import GameConfig, eval_seeds
+from ..games import MOVES, Board, make_game
+from ..games.solve import good_moves
+from ..play.prompts import insert_experience, turn_messages
 
 ANSWER_OPENING = "["
 

@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .config import EVAL_SEED_BASE, GAMES, GameConfig, ModelConfig, SamplingConfig
-from .errors import OelError, Stopped
-from .overrides import apply_overrides
-from .events import Event, Progress as ProgressEvent, StageFinished, StageStarted, StopFlag
-from .render import board_text
+from ..config import EVAL_SEED_BASE, GAMES, GameConfig, ModelConfig, SamplingConfig
+from ..errors import OelError, Stopped
+from ..overrides import apply_overrides
+from ..events import Event, Progress as ProgressEvent, StageFinished, StageStarted, StopFlag
+from .board import board_text
 
 app = typer.Typer(
     add_completion=False,
@@ -46,7 +46,7 @@ def _game_config(game: str, size: int, holes: int, room: int, boxes: int, max_tu
     if max_turns < 1:
         raise OelError("--max-turns must be at least 1")
     config = GameConfig(name=game, size=size, holes=holes, room=room, boxes=boxes, max_turns=max_turns)
-    from .games import make_game
+    from ..games import make_game
 
     make_game(config)  # validates sizes with a clear message
     return config
@@ -121,8 +121,8 @@ def _model_config(model: str, adapter: Optional[str], device: str, thinking: boo
 
 
 def _engine(saves):
-    from .session import Engine
-    from .storage import saves_root
+    from ..session import Engine
+    from ..run.store import saves_root
 
     return Engine(saves_root(saves))
 
@@ -206,9 +206,9 @@ def play(
     device: str = DeviceOpt, thinking: bool = ThinkOpt, allow_download: bool = DownloadOpt, batch: int = BatchOpt,
 ):
     """Play games with a policy; every game is saved to a run."""
-    from .evaluation import episode_metrics
-    from .policies import HumanPolicy, ModelPolicy, RandomPolicy
-    from .storage import new_run_name
+    from ..evaluation.held_out import episode_metrics
+    from ..play.policies import HumanPolicy, ModelPolicy, RandomPolicy
+    from ..run.store import new_run_name
 
     game_config = _game_config(game, size, holes, room, boxes, max_turns)
     _check_policy(policy)
@@ -262,8 +262,8 @@ def evaluate_cmd(
     device: str = DeviceOpt, thinking: bool = ThinkOpt, allow_download: bool = DownloadOpt, batch: int = BatchOpt,
 ):
     """Pass rate, legal-action rate, response length and turns on the held-out maps."""
-    from .experience_file import read_experience
-    from .policies import ModelPolicy, RandomPolicy
+    from ..experience.items import read_experience
+    from ..play.policies import ModelPolicy, RandomPolicy
 
     game_config = _game_config(game, size, holes, room, boxes, max_turns)
     _check_policy(policy, ("random", "model"))
@@ -295,7 +295,7 @@ def evaluate_cmd(
 
 
 def _score_answers(path: Path, json_out: bool) -> None:
-    from .ood.score_file import score_lines, summary
+    from ..evaluation.instructions.score_file import score_lines, summary
 
     results = []
     for result in score_lines(path):
@@ -331,9 +331,9 @@ def ood(
     off (as the reference runs IFEval). Prints prompt-level strict accuracy (every instruction of
     a prompt followed), mean and spread over seeds. With --score FILE, judges answers given in a
     file instead, each line {"instructions": [{"id": ..., "kwargs": {...}}], "response": "..."}."""
-    from .metrics import mean_sd
-    from .model.loader import load_language_model
-    from .ood.probe import OOD_SAMPLING, load_prompts, run_probe
+    from ..metrics import mean_sd
+    from ..model.loader import load_language_model
+    from ..evaluation.instructions.probe import OOD_SAMPLING, load_prompts, run_probe
 
     if score is not None:
         _score_answers(score, json_out)
@@ -427,7 +427,7 @@ def _interrupted(run: str) -> None:
 
 
 def _round_table(name: str, log) -> Table:
-    from .reporting import eval_summaries
+    from ..report.summaries import eval_summaries
 
     table = Table(title=f"run {name}: held-out results per round (mean ± sd over samples)")
     for col in ("round", "model", "pass rate", "legal actions", "good-move prob", "response tokens", "turns"):
@@ -445,7 +445,7 @@ def _run_config(preset: str, game: Optional[str], model: Optional[str], device: 
                 settings: list[str] = (), seed: int | None = None):
     """A new run's configuration: the preset (with its own game and model unless given), then
     `--thinking` and every `--set`. Returns it with the assignments to record."""
-    from .presets import build, default_game, default_model, default_rounds
+    from ..presets import build, default_game, default_model, default_rounds
 
     game_config = _game_config(game or default_game(preset).name, size, holes, room, boxes, max_turns)
     model_config = ModelConfig(model=model or default_model(preset), device=device, allow_download=allow_download)
@@ -471,10 +471,10 @@ def config_cmd(
     size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
 ):
     """Print every setting a run would use (a preset, then --set), or those of an existing run."""
-    from .config import to_dict
+    from ..config import to_dict
 
     if run is not None:
-        from .runs import open_loop_run
+        from ..run.listing import open_loop_run
 
         store, config = open_loop_run(_engine(saves).saves, run, None, readonly=True)
         overrides = store.meta().get("overrides", [])
@@ -522,7 +522,7 @@ def loop(
     size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
 ):
     """Run whole OEL rounds: extract -> collect -> consolidate -> evaluate. Resumable: rerun the same command."""
-    from .reporting import run_summary
+    from ..report.summaries import run_summary
 
     # the shorthand flags are settings like any other: one mechanism, recorded in the run
     shorthands = [f"consolidation.{k}={v}" for k, v in (("teacher_context", teacher_context), ("loss", loss),
@@ -603,12 +603,12 @@ def consolidate(
     saves: Optional[Path] = SavesOpt,
 ):
     """Collect deploy games and distil the round's experience into a LoRA adapter."""
-    from .consolidation.distributed import follow_consolidation, rank
-    from .reporting import consolidation_steps
+    from ..consolidation.distributed import rank
+    from ..report.summaries import consolidation_steps
 
     if rank() > 0:  # another process of `accelerate launch`: train in lockstep with rank 0, write nothing
-        follow_consolidation(_engine(saves).saves, run, {"loss": loss, "steps": steps, "teacher_context": teacher_context,
-                                                        "backend": backend}, status=_status)
+        _engine(saves).follow_consolidation(run, {"loss": loss, "steps": steps, "teacher_context": teacher_context,
+                                                 "backend": backend}, status=_status)
         return
 
     with _working(_engine(saves), run, None, json_out) as (session, view, stop):
@@ -647,15 +647,15 @@ def report(
     """Write saves/RUN/report/report.md with PNG charts: pass rate, legal moves, good-move
     probability and response length per round, the in-context curve, the training curves, the
     experience the teacher read and the settings."""
-    from .storage import saves_root
+    from ..run.store import saves_root
 
     root = saves_root(saves)
     if compare:
-        from .run_report import write_comparison
+        from ..report.markdown import write_comparison
 
         target = write_comparison([root / run, *[root / c for c in compare]], out_dir or root / run / "report")
     else:
-        from .run_report import write_report
+        from ..report.markdown import write_report
 
         target = write_report(root / run, out_dir)
     out.print(f"Report: {target}")
@@ -668,8 +668,8 @@ def compare_cmd(
     saves: Optional[Path] = SavesOpt,
 ):
     """Several runs side by side (ablations): one table and one chart per metric."""
-    from .run_report import write_comparison
-    from .storage import saves_root
+    from ..report.markdown import write_comparison
+    from ..run.store import saves_root
 
     root = saves_root(saves)
     target = write_comparison([root / r for r in runs], out_dir or root / f".compare-{runs[0]}")
@@ -689,8 +689,8 @@ def fork(
 ):
     """A new run with the same games and experience as RUN and other consolidation settings (an
     ablation): only what the change affects is run again. Then `oel loop --run NAME`."""
-    from .fork import fork_run
-    from .storage import RunStore, saves_root
+    from ..round.fork import fork_run
+    from ..run.store import RunStore, saves_root
 
     settings = {k: v for k, v in (("loss", loss), ("teacher_context", teacher_context),
                                   ("learning_rate", learning_rate), ("steps", steps)) if v is not None}

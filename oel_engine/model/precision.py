@@ -13,7 +13,7 @@ import os
 import platform
 import time
 
-from .metrics import PrecisionChoice
+from ..metrics import PrecisionChoice
 
 ROWS, HIDDEN, INTER = 128, 576, 1536  # SmolLM2-135M's MLP width; 128 tokens of a micro-batch
 CLEARLY_FASTER = 1.1  # bf16 must beat float32 by this factor to be chosen
@@ -128,7 +128,7 @@ def choose_inference(setting: str, device, model_dtype) -> PrecisionChoice:
     if setting == "auto" and os.environ.get("OEL_INFERENCE_DTYPE"):
         setting = os.environ["OEL_INFERENCE_DTYPE"]  # e.g. float32 for bit-exact, batch-independent runs
     if setting not in ("auto", "bf16", "float32"):
-        from .errors import OelError
+        from ..errors import OelError
 
         raise OelError(f"unknown inference dtype '{setting}': use auto, bf16 or float32")
     name = str(device)

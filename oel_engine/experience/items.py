@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import OelError
+from ..errors import OelError
 
 ITEM_PREFIX = "- EXPERIENCE ITEM:"
 MAX_BYTES = 1_000_000

@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import LoopConfig
-from .errors import OelError
-from .fileio import read_jsonl
-from .metrics import ConsolidateStep, EvalKind, EvalSummary, MetricsLog, OodSample, mean_sd
-from .reporting import consolidation_steps, curve, eval_summaries
-from .runs import read_config
-from .storage import METRICS, RunStore
+from ..config import LoopConfig
+from ..errors import OelError
+from ..fileio import read_jsonl
+from ..metrics import ConsolidateStep, EvalKind, EvalSummary, MetricsLog, OodSample, mean_sd
+from .summaries import consolidation_steps, curve, eval_summaries
+from ..run.listing import read_config
+from ..run.store import METRICS, RunStore
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes
 
 # Colours that stay apart for colour-blind readers (Okabe-Ito).
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]

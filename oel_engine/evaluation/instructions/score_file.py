@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import OelError
+from ...errors import OelError
 from .checks import KNOWN, follows
 
 

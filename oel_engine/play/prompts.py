@@ -6,7 +6,7 @@ introduction and the situation, so the response tokens line up under both.
 
 from __future__ import annotations
 
-from .games.base import Message
+from ..games.base import Message
 
 INTRO = "You are an agent playing a grid game."
 SITUATION_MARKER = "Current situation:\n"

@@ -27,9 +27,9 @@ from pathlib import Path
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
-from .errors import OelError
-from .fileio import append_bytes, append_jsonl, atomic_write_json, jsonl_bytes, log, parse_jsonl, read_jsonl, rewrite_jsonl
-from .trajectory import Episode
+from ..errors import OelError
+from ..fileio import append_bytes, append_jsonl, atomic_write_json, jsonl_bytes, log, parse_jsonl, read_jsonl, rewrite_jsonl
+from ..play.trajectory import Episode
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TRAJECTORIES = "trajectories.jsonl"
@@ -263,13 +263,13 @@ class RunStore:
 
     def metrics(self):
         """The run's metrics as typed records (oel_engine.metrics.MetricsLog)."""
-        from .metrics import MetricsLog
+        from ..metrics import MetricsLog
 
         return MetricsLog.from_dicts(self.metric_dicts())
 
     def drop_metrics(self, predicate) -> int:
         """Remove records matching `predicate(record)` (typed; work that will be redone after a resume)."""
-        from .metrics import parse_record
+        from ..metrics import parse_record
 
         dicts = self.metric_dicts()
         kept = [d for d in dicts if not ((rec := parse_record(d)) is not None and predicate(rec))]

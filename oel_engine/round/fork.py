@@ -15,15 +15,15 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from .config import LoopConfig, to_dict
-from .errors import OelError
-from .fileio import read_jsonl, rewrite_jsonl
-from .metrics import (
+from ..config import LoopConfig, to_dict
+from ..errors import OelError
+from ..fileio import read_jsonl, rewrite_jsonl
+from ..metrics import (
     CollectSummary, ConsolidateStep, CurvePoint, EvalKind, EvalSample, EvalSummary, ExtractStep, OodSample, PrecisionChoice,
     StageTime, parse_record,
 )
-from .runs import open_loop_run, read_config
-from .storage import EPISODE_INDEX, INDEX, METRICS, TRAJECTORIES, AtomicJSONStorage, RunStore, check_run_name
+from ..run.listing import open_loop_run, read_config
+from ..run.store import EPISODE_INDEX, INDEX, METRICS, TRAJECTORIES, AtomicJSONStorage, RunStore, check_run_name
 
 # What a changed consolidation setting makes a fork redo in its round (and every later round is
 # redone whole). The rest of the round (base evaluation, extraction, often collection) is kept.

@@ -15,8 +15,8 @@ import os
 import time
 from pathlib import Path
 
-from .events import EventSink, Progress, StageFinished, StageStarted
-from .fileio import atomic_write_text
+from ..events import EventSink, Progress, StageFinished, StageStarted
+from ..fileio import atomic_write_text
 
 LIVE_FILE = "live.json"
 WATCHED = ("metrics.jsonl", "trajectories.jsonl", "experience/index.jsonl", LIVE_FILE)

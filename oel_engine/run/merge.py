@@ -6,18 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from .artifacts import RunArtifacts
-from .config import LoopConfig
-from .errors import OelError
-from .fileio import atomic_directory
-from .storage import RunStore
+from ..config import LoopConfig
+from ..errors import OelError
+from ..fileio import atomic_directory
+from .store import RunStore
 
 
 def merge_run(store: RunStore, config: LoopConfig, out_dir: Path, last_round: int | None = None, status=None) -> Path:
     """Apply rounds 0..last_round in order (each was trained on the previous one) and save."""
     from dataclasses import replace
 
-    from .model.loader import load_language_model
-    from .model.round_weights import apply_rounds
+    from ..model.loader import load_language_model
+    from ..model.round_weights import apply_rounds
 
     adapters = RunArtifacts(store).adapters()
     if not adapters:

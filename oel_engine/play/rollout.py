@@ -11,9 +11,9 @@ import time
 from dataclasses import asdict
 from typing import Callable, Sequence
 
-from .config import GameConfig
-from .events import EpisodeFinished, EventSink, Progress, StageFinished, StageStarted, StopFlag, TurnPlayed, ignore
-from .games import Game, make_game
+from ..config import GameConfig
+from ..events import EpisodeFinished, EventSink, Progress, StageFinished, StageStarted, StopFlag, TurnPlayed, ignore
+from ..games import Game, make_game
 from .policies import Policy, TurnRequest
 from .prompts import turn_messages
 from .trajectory import Episode, Outcome, PolicyInfo, Turn
@@ -149,7 +149,7 @@ def episode_from_game(game) -> Episode:
     """A finished game played outside `play_episodes` (a person on the Play screen) as an
     Episode: each player move with the prompt a model would have seen at that point and the
     game's answer to it, read from the game's message history."""
-    from .actions import parse_action
+    from ..games.actions import parse_action
 
     turns: list[Turn] = []
     for i, message in enumerate(game.messages):
@@ -174,7 +174,7 @@ def episode_from_game(game) -> Episode:
 def _add_boards(game, options: dict, moves: list[str], turns: list[Turn]) -> None:
     """The boards of a game played outside `play_episodes`: the same map replayed with the same
     moves (the games are deterministic given the seed)."""
-    from .config import GameConfig
+    from ..config import GameConfig
 
     replay = make_game(GameConfig(name=game.name, **options))
     replay.reset(game.seed)

@@ -10,8 +10,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Hashable, Protocol, Sequence
 
-from .config import SamplingConfig
-from .games.base import Board
+from ..config import SamplingConfig
+from ..games.base import Board
 from .trajectory import PolicyInfo
 
 

@@ -20,11 +20,11 @@ import json
 import os
 from pathlib import Path
 
-from .errors import OelError
-from .experience import ExperienceItem, ExperienceState, join_texts
-from .fileio import append_jsonl, atomic_directory, atomic_write_bytes, atomic_write_text, read_jsonl
-from .storage import RunStore
-from .trajectory import Episode
+from ..errors import OelError
+from ..experience.extraction import ExperienceItem, ExperienceState, join_texts
+from ..fileio import append_jsonl, atomic_directory, atomic_write_bytes, atomic_write_text, read_jsonl
+from .store import RunStore
+from ..play.trajectory import Episode
 
 # Items a person writes for a round live in the experience index as one more "run" of that round.
 PERSON_RUN, PERSON_STEP = -1, -1
@@ -54,7 +54,7 @@ class RunArtifacts:
 
     def rounds_done(self) -> int:
         """Rounds whose last stage has finished."""
-        from .runs import rounds_done
+        from .listing import rounds_done
 
         return rounds_done(self.store.db.table("state").all())
 
@@ -271,7 +271,7 @@ class RunArtifacts:
     def adapters(self) -> list[Path]:
         """Each finished round's update, oldest first: a LoRA adapter, or after full fine-tuning
         the whole model (`model/round_weights.py` applies either)."""
-        from .model.round_weights import is_update
+        from ..model.round_weights import is_update
 
         out, r = [], 0
         while is_update(self.adapter_dir(r)):

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import LoopConfig, from_dict, to_dict
-from .errors import OelError
-from .storage import INDEX, METRICS, AtomicJSONStorage, RunStore, read_episode_rows
+from ..config import LoopConfig, from_dict, to_dict
+from ..errors import OelError
+from .store import INDEX, METRICS, AtomicJSONStorage, RunStore, read_episode_rows
 
 # The stage whose completion finishes a round (the round table lives in round/runner.py).
 LAST_STAGE = "eval_consolidated"
@@ -46,8 +46,8 @@ def list_runs(root: Path) -> list[RunSummary]:
 
 def summarize_run(path: Path) -> RunSummary:
     """Read a run without taking its lock (readers never block the writer)."""
-    from .metrics import EvalSummary, MetricsLog
-    from .fileio import read_jsonl
+    from ..metrics import EvalSummary, MetricsLog
+    from ..fileio import read_jsonl
 
     problem = ""
     meta, state = {}, []
@@ -120,7 +120,7 @@ def _check_compatible(name: str, old: LoopConfig, new: LoopConfig) -> None:
     differences = []
     if old.game != new.game:
         differences.append(f"game {old.game.label()}")
-    from .presets import canonical
+    from ..presets import canonical
 
     if canonical(old.preset) != canonical(new.preset) and new.preset != "custom":
         differences.append(f"preset {old.preset}")

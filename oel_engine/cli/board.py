@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .games.base import Board
+from ..games.base import Board
 
 SYMBOLS = {".": "·", "H": "○", "G": "★", "#": "█", "O": "◎"}
 

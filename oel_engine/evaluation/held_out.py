@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import GameConfig, eval_seeds
-from .events import EventSink, StopFlag, ignore
-from .metrics import EPISODE_METRICS, mean_sd
-from .policies import Policy
-from .rollout import play_episodes
-from .trajectory import Episode
+from ..config import GameConfig, eval_seeds
+from ..events import EventSink, StopFlag, ignore
+from ..metrics import EPISODE_METRICS, mean_sd
+from ..play.policies import Policy
+from ..play.rollout import play_episodes
+from ..play.trajectory import Episode
 
 METRICS = EPISODE_METRICS
 

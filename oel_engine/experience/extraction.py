@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .experience_file import ITEM_PREFIX, format_items, parse_items
-from .actions import strip_thinking
-from .trajectory import Episode
+from .items import ITEM_PREFIX, format_items, parse_items
+from ..games.actions import strip_thinking
+from ..play.trajectory import Episode
 
 FORMATS = ("structured", "unstructured")
 

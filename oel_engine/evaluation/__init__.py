@@ -1,0 +1,1 @@
+"""Measuring a model: held-out play, the move-probability probe, the instruction probe."""

@@ -1,0 +1,1 @@
+"""Experience: extraction prompts and parsing, and the experience file format."""

@@ -1,0 +1,1 @@
+"""Reading runs for people: report data, summaries, Markdown, charts."""
