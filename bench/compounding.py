@@ -326,7 +326,7 @@ def tune(args) -> None:
           f"lesson {lesson.name}", flush=True)
     with engine.session(f"tune-{args.tune}", config, status=lambda text: None) as s:
         s.use_experience_file(lesson)
-        runner, experience = s.runner(on_event=lambda e: None, stop=StopFlag()), s.art.external()[0]
+        runner, experience = s.runner(on_event=lambda e: None, stop=StopFlag()), s.art.experience.external()[0]
         if not done["rounds"]:
             done["rounds"].append({"round": 0, **training_reading(runner.ctx.lm, experience, args)})
             save()

@@ -66,12 +66,12 @@ def contexts(engine, name: str, config, game, person: bool) -> tuple[list[str], 
         s.run("extract", lambda e: None, StopFlag())
         ctx, x = s.runner().ctx, s.config.extraction
         if person:
-            states = [s.art.load_state(0, k, 0) for k in range(x.runs)]
+            states = [s.art.experience.load_state(0, k, 0) for k in range(x.runs)]
             texts = [st.text(x.format) for st in states]
             humans = s.store.episodes(where=lambda row: row.get("policy") == "human")
             raw = [trajectories_context(humans, x.budget_tokens, ctx.count_tokens)]
         else:
-            states = [s.art.load_state(0, k, x.consolidation_step) for k in range(x.runs)]
+            states = [s.art.experience.load_state(0, k, x.consolidation_step) for k in range(x.runs)]
             texts = [st.text(x.format) for st in states]
             raw = [ctx.raw_trajectories(0, k) for k in range(x.runs)]
     return texts, raw, {"items": [len(st.items) for st in states]}

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from .play.agents import AgentChoice, choices_for
-from .run.artifacts import FILE_RUN, PERSON_RUN, RunArtifacts
+from .run.artifacts import RunArtifacts
+from .run.experience_index import FILE_RUN, PERSON_RUN
 from .config import GameConfig, LoopConfig, ModelConfig, SamplingConfig
 from .errors import OelError
 from .events import EventSink, StopFlag, ignore
@@ -24,12 +25,14 @@ from .metrics import MetricsLog
 from .play.policies import RandomPolicy, TurnRequest
 from .play.prompts import insert_experience, turn_messages
 from .play.rollout import episode_from_game
-from .run.listing import RunSummary, list_runs, open_loop_run
+from .run.listing import RunSummary, list_runs
+from .run.loop_config import open_loop_run
 from .run.store import RunStore
 from .play.trajectory import Episode
+from .round.names import StageName
 
 Status = Callable[[str], None]
-STAGE_REQUESTS = ("round", "extract", "collect", "consolidate", "evaluate")
+STAGE_REQUESTS = ("round", StageName.EXTRACT, StageName.COLLECT, StageName.CONSOLIDATE, "evaluate")
 
 
 @dataclass
@@ -284,13 +287,13 @@ class Engine:
     def teacher_context(self, name: str) -> str | None:
         """What a teacher of run `name`'s current round would read: its experience file or first
         extraction run's newest snapshot, plus the items a person wrote (None if there is none)."""
-        from .run.listing import read_config
+        from .run.loop_config import read_config
 
         with RunStore(self.saves, name, readonly=True) as store:
             art, config = RunArtifacts(store), read_config(store)
             if config is not None and config.consolidation.teacher_context == "lessons":
-                return art.lessons_context(art.rounds_done()) or None
-            return art.current_teacher_context(art.rounds_done())
+                return art.experience.lessons_context(art.rounds_done()) or None
+            return art.experience.current_teacher_context(art.rounds_done())
 
     def prepare_teaching(self, name: str) -> tuple[str, str]:
         """The run a teaching round (the teach preset: no extraction, the run's lessons as the
@@ -299,19 +302,19 @@ class Engine:
         the teach preset (same game, model and seed); any other gets a new run, NAME-teach, with
         the same game, model and seed and its enabled lessons copied."""
         from .presets import build
-        from .run.listing import save_config
+        from .run.loop_config import save_config
 
         store, config = open_loop_run(self.saves, name, None, holder="preparing a teaching round")
         try:
             art = RunArtifacts(store)
-            lessons = [i.text for i in art.lessons(art.rounds_done())]
-            if config.consolidation.teacher_context == "lessons" and (lessons or art.external() is not None):
+            lessons = [i.text for i in art.experience.lessons(art.rounds_done())]
+            if config.consolidation.teacher_context == "lessons" and (lessons or art.experience.external() is not None):
                 return name, ""
             if not lessons:
                 raise OelError("write a lesson first (n): a teaching round consolidates the run's lessons")
             taught = replace(build("teach", config.game, config.model, config.rounds), seed=config.seed)
             started = (store.db.table("state").all() or art.data_file(0).exists()
-                       or any(k >= 0 for (_, k, _) in art.snapshot_records()))
+                       or any(k >= 0 for (_, k, _) in art.experience.snapshot_records()))
             if not started:
                 save_config(store, taught)
                 return name, f"Run {name} now uses the teach preset: the teacher reads your lessons, no extraction."
@@ -415,7 +418,7 @@ class RunSession:
     def _save_settings(self, config: LoopConfig, assignments: list[str]) -> None:
         from dataclasses import asdict
 
-        from .run.listing import save_config
+        from .run.loop_config import save_config
 
         config = config.validate()
         r = self.current_round
@@ -423,8 +426,8 @@ class RunSession:
             if getattr(config, section) != getattr(self.config, section):
                 raise OelError(f"run {self.store.name} keeps the {section} settings it was started with; "
                                "use a new run to change them")
-        started = {"extraction": lambda: bool(self.art.snapshot_records(r)),
-                   "consolidation": lambda: self.art.checkpoint_file(r).exists() or self.art.stage_done(r, "consolidate")}
+        started = {"extraction": lambda: bool(self.art.experience.snapshot_records(r)),
+                   "consolidation": lambda: self.art.checkpoint_file(r).exists() or self.art.stage_done(r, StageName.CONSOLIDATE)}
         for section, has_started in started.items():
             if asdict(getattr(config, section)) != asdict(getattr(self.config, section)) and has_started():
                 raise OelError(f"{section} of round {r} has started with other settings; use a new run to change them")
@@ -452,16 +455,16 @@ class RunSession:
         return RoundRunner(self.store, self.config, lm, on_event=on_event, stop=stop, status=self.status)
 
     def run(self, stage: str, on_event: EventSink = ignore, stop: StopFlag | None = None) -> None:
-        """Run `stage` of the current round ("round", "extract", "collect", "consolidate",
-        "evaluate", or a stage name such as "eval_in_context"); earlier stages not done run first."""
+        """Run `stage` of the current round ("round", StageName.EXTRACT, StageName.COLLECT, StageName.CONSOLIDATE,
+        "evaluate", or a stage name such as StageName.EVAL_IN_CONTEXT); earlier stages not done run first."""
         runner = self.runner(on_event, stop)
         r = self.current_round
         if stage == "round":
             runner.run_round(r)
         elif stage == "evaluate":
             done = self.art.stages_done(r)
-            target = ("eval_consolidated" if "consolidate" in done else "eval_in_context" if "extract" in done
-                      else "eval_base" if r == 0 else "eval_in_context")
+            target = (StageName.EVAL_CONSOLIDATED if StageName.CONSOLIDATE in done else StageName.EVAL_IN_CONTEXT if StageName.EXTRACT in done
+                      else StageName.EVAL_BASE if r == 0 else StageName.EVAL_IN_CONTEXT)
             runner.run_until(target, r)
         else:
             runner.run_until(stage, r)
@@ -481,11 +484,11 @@ class RunSession:
             raise OelError(f"this item comes from the experience file {item.episode_id}: edit that file, not the run")
         text = _one_line(text)
         art = self.art
-        records = art.snapshot_records(item.round)
+        records = art.experience.snapshot_records(item.round)
         steps = sorted(n for (r, k, n) in records if k == item.run)
         fmt = records[(item.round, item.run, steps[-1])].get("format", "structured") if steps else "structured"
         for n in steps:
-            state = art.load_state(item.round, item.run, n, records)
+            state = art.experience.load_state(item.round, item.run, n, records)
             changed = False
             for it in state.items:
                 if it.text == item.text and it.step == item.step and it.episode_id == item.episode_id:
@@ -493,7 +496,7 @@ class RunSession:
                     it.text = text
                     changed = True
             if changed:
-                art.save_edit(state, fmt)
+                art.experience.save_edit(state, fmt)
 
     def add_item(self, text: str) -> ItemView:
         """A lesson a person writes: an item with source "human" in the current round, given to
@@ -503,7 +506,7 @@ class RunSession:
         if self.art.data_file(r).exists():
             raise OelError(f"round {r}'s consolidation has started with the experience it had; "
                            "add your lesson after the round ends (it then goes to the next round)")
-        item = self.art.add_person_item(r, text)
+        item = self.art.experience.add_person_item(r, text)
         return ItemView(r, PERSON_RUN, item.step, text, "", "human", new_this_round=True)
 
     def use_experience_file(self, path: str | Path) -> str:
@@ -516,7 +519,7 @@ class RunSession:
         if not items:
             raise OelError(f"experience file '{path}' has no '- EXPERIENCE ITEM: ...' lines")
         text = format_items(items)
-        current = self.art.external()
+        current = self.art.experience.external()
         if current is not None:
             if current[0] == text:
                 return text
@@ -525,7 +528,7 @@ class RunSession:
         r = self.current_round
         if self.art.data_file(r).exists():
             raise OelError(f"round {r}'s consolidation has started with other experience; use a new run")
-        self.art.set_external(text, str(path), r, len(items))
+        self.art.experience.set_external(text, str(path), r, len(items))
         self.status(f"From round {r} on, the teacher reads {path} ({len(items)} items) instead of extracted experience")
         return text
 
@@ -553,11 +556,11 @@ def list_items(art: RunArtifacts) -> list[ItemView]:
     """The newest snapshot's items of every extraction run, the items a person wrote, and the
     items of the run's experience file, with provenance."""
     latest: dict[tuple[int, int], dict] = {}
-    for (r, k, n), rec in sorted(art.snapshot_records().items()):
+    for (r, k, n), rec in sorted(art.experience.snapshot_records().items()):
         latest[(r, k)] = rec
     last_round = max((r for r, _ in latest), default=art.rounds_done())
     items = []
-    external = art.external()
+    external = art.experience.external()
     if external is not None:
         from .experience.items import parse_items
 

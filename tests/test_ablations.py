@@ -10,7 +10,7 @@ from oel_engine.config import LoopConfig
 from oel_engine.errors import OelError
 from oel_engine.experience.extraction import trajectories_context
 from oel_engine.round import RoundRunner
-from oel_engine.run.listing import open_loop_run
+from oel_engine.run.loop_config import open_loop_run
 from oel_engine.play.trajectory import Episode, Outcome, PolicyInfo, Turn
 
 from .test_loop import new_lm, tiny_config

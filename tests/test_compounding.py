@@ -11,7 +11,7 @@ from oel_engine.run.artifacts import RunArtifacts
 from oel_engine.metrics import EvalKind
 from oel_engine.round import RoundRunner
 from oel_engine.report.data import RunData
-from oel_engine.run.listing import open_loop_run
+from oel_engine.run.loop_config import open_loop_run
 
 from .test_loop import new_lm, tiny_config
 
@@ -30,7 +30,7 @@ def saves(tmp_path_factory, tiny_tokenizer):
     for seed in (0, 1):
         store, cfg = open_loop_run(root, f"lesson-s{seed}", replace(config, seed=seed))
         try:
-            RunArtifacts(store).set_external("- EXPERIENCE ITEM: Go down or right.", "lesson.txt", 0, 1)
+            RunArtifacts(store).experience.set_external("- EXPERIENCE ITEM: Go down or right.", "lesson.txt", 0, 1)
             RoundRunner(store, cfg, new_lm(tiny_tokenizer)).run(2)
         finally:
             store.close()

@@ -7,7 +7,7 @@ import time
 
 from oel_engine.events import Progress, StageFinished, StageStarted
 from oel_engine.run.live import live_writer, read_live, snapshot, written_elsewhere
-from oel_engine.run.listing import open_loop_run
+from oel_engine.run.loop_config import open_loop_run
 
 from .test_loop import tiny_config
 

@@ -81,7 +81,7 @@ def test_items_a_person_writes_go_to_the_teacher_of_the_round(tmp_path, tiny_fol
         texts = s.runner().ctx.consolidation_experiences(0)
         assert len(texts) == config.extraction.runs
         assert all(t.endswith("Step around every hole.") for t in texts)
-        assert "items a person wrote" in s.art.experience_source(0)
+        assert "items a person wrote" in s.art.experience.experience_source(0)
         s.run("consolidate")
     listed = engine.experience("r")
     assert any(i.source == "human" and i.text == "Step around every hole." for i in listed)

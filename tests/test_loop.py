@@ -17,7 +17,7 @@ from oel_engine.model.lm import LanguageModel
 from oel_engine.report.summaries import run_summary
 from oel_engine.round import RoundRunner
 from oel_engine.round.collect import build_data
-from oel_engine.run.listing import open_loop_run
+from oel_engine.run.loop_config import open_loop_run
 from oel_engine.session import Engine
 
 from .conftest import build_tiny_model

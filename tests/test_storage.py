@@ -173,3 +173,12 @@ def test_a_run_saved_before_the_id_index_gets_every_game_indexed_once(tmp_path):
     rows = read_jsonl(tmp_path / "r" / "episodes.jsonl")[0]
     assert [r["episode_id"] for r in rows] == [e.episode_id for e in episodes]
     assert all(isinstance(r["start"], int) and r["end"] > r["start"] for r in rows)
+
+
+def test_the_listing_counts_rounds_by_the_rounds_last_stage():
+    from oel_engine.round import ROUND
+    from oel_engine.run.listing import LAST_STAGE, rounds_done
+
+    assert LAST_STAGE == ROUND[-1]().name
+    rows = [{"round": 0, "stage": s().name} for s in ROUND] + [{"round": 1, "stage": ROUND[0]().name}]
+    assert rounds_done(rows) == 1

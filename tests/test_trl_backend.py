@@ -95,9 +95,9 @@ def test_a_round_with_the_trl_backend_then_one_with_ours(tmp_path, tiny_tokenize
     assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == before
     (data / "round-1.jsonl").unlink()
     # the loop goes on: the next round consolidates with our backend on the merged weights
-    from oel_engine.run.listing import read_config
+    from oel_engine.run.loop_config import read_config
     from oel_engine.run.store import RunStore
-    from oel_engine.run.listing import save_config
+    from oel_engine.run.loop_config import save_config
 
     with RunStore(tmp_path, "r") as store:
         save_config(store, replace(read_config(store), consolidation=base.consolidation))

@@ -177,7 +177,7 @@ def test_the_real_engine_runs_a_stage_in_the_worker(tmp_path, tiny_folder):
     from dataclasses import replace
 
     from oel_engine.config import ModelConfig
-    from oel_engine.run.listing import open_loop_run
+    from oel_engine.run.loop_config import open_loop_run
 
     from .test_loop import tiny_config
 

@@ -24,6 +24,7 @@ from ..errors import OelError, Stopped
 from ..overrides import apply_overrides
 from ..events import Event, Progress as ProgressEvent, StageFinished, StageStarted, StopFlag
 from .board import board_text
+from ..round.names import StageName
 
 app = typer.Typer(
     add_completion=False,
@@ -474,7 +475,7 @@ def config_cmd(
     from ..config import to_dict
 
     if run is not None:
-        from ..run.listing import open_loop_run
+        from ..run.loop_config import open_loop_run
 
         store, config = open_loop_run(_engine(saves).saves, run, None, readonly=True)
         overrides = store.meta().get("overrides", [])
@@ -575,12 +576,12 @@ def extract(
     config, _ = _run_config(preset, game, model, device, thinking, False, 1, size, holes, room, boxes, max_turns)
     with _working(_engine(saves), run, config, json_out) as (session, view, stop):
         session.override("extraction", format=format, runs=runs, steps=steps)
-        session.run("extract", view, stop)
+        session.run(StageName.EXTRACT, view, stop)
         x, r, art = session.config.extraction, session.current_round, session.art
-        states = [art.load_state(r, k, x.steps) for k in range(x.runs)]
+        states = [art.experience.load_state(r, k, x.steps) for k in range(x.runs)]
     summary = {"run": run, "round": r, "runs": x.runs, "steps": x.steps,
                "items": [len(s.items) for s in states],
-               "files": [str(art.snapshot_file(r, k, x.steps)) for k in range(x.runs)]}
+               "files": [str(art.experience.snapshot_file(r, k, x.steps)) for k in range(x.runs)]}
     if json_out:
         print(json.dumps(summary))
         return
@@ -616,7 +617,7 @@ def consolidate(
         session.override("consolidation", loss=loss, steps=steps, teacher_context=teacher_context, backend=backend)
         if experience is not None:
             session.use_experience_file(experience)
-        session.run("consolidate", view, stop)
+        session.run(StageName.CONSOLIDATE, view, stop)
         steps_done = consolidation_steps(session.report().metrics, r)
         adapter = str(session.art.adapter_dir(r))
         source = session.runner().ctx.context_source(r)

@@ -13,7 +13,7 @@ from ..errors import OelError
 from ..fileio import read_jsonl
 from ..metrics import ConsolidateStep, EvalKind, EvalSummary, MetricsLog, OodSample, mean_sd
 from .summaries import consolidation_steps, curve, eval_summaries
-from ..run.listing import read_config
+from ..run.loop_config import read_config
 from ..run.store import METRICS, RunStore
 
 

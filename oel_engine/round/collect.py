@@ -17,6 +17,7 @@ from ..play.rollout import play_episodes
 from ..play.trajectory import Episode
 from .context import RoundContext
 from .seeds import collect_seed, stream_seed
+from .names import StageName
 from .stage import Plan, Stage
 
 
@@ -26,7 +27,7 @@ def collect_id(cfg, r: int, i: int) -> str:
 
 
 def collected_games(ctx: RoundContext, r: int) -> list[Episode]:
-    return ctx.store.episodes(where=lambda row: row.get("stage") == "collect" and row.get("round") == r)
+    return ctx.store.episodes(where=lambda row: row.get("stage") == StageName.COLLECT and row.get("round") == r)
 
 
 def teacher_plays(cfg) -> bool:
@@ -40,7 +41,7 @@ def teacher_picks(ctx: RoundContext, r: int, games: int, k: int) -> list[int]:
 
 
 class Collect(Stage):
-    name = "collect"
+    name = StageName.COLLECT
 
     def plan(self, ctx: RoundContext, r: int) -> Plan:
         c = ctx.cfg.consolidation
@@ -63,16 +64,16 @@ class Collect(Stage):
         def keep(episode: Episode) -> None:
             i = index_of[episode.seed]
             episode.episode_id = collect_id(ctx.cfg, r, i)
-            episode.stage, episode.tags = "collect", {"consolidation_step": i // c.games_per_step}
+            episode.stage, episode.tags = StageName.COLLECT, {"consolidation_step": i // c.games_per_step}
             if self.picks is not None:
                 episode.tags["experience_run"] = self.picks[i]
             ctx.art.add_partial(r, episode)
             unit_done(f"game {i + 1}: {episode.outcome.reason if episode.outcome else ''}"[:60])
 
-        seed = stream_seed(ctx.cfg.seed, r, "collect")
+        seed = stream_seed(ctx.cfg.seed, r, StageName.COLLECT)
         experiences = [self.contexts[self.picks[i]] for i in pending] if self.picks is not None else None
         play_episodes(ctx.cfg.game, [self.seeds[i] for i in pending], ctx.model_policy(ctx.cfg.deploy, seed=seed),
-                      experiences=experiences, round_index=r, stage="collect", concurrent=ctx.lm.config.batch_size,
+                      experiences=experiences, round_index=r, stage=StageName.COLLECT, concurrent=ctx.lm.config.batch_size,
                       on_episode=keep, stop=ctx.stop, sampling_seed=seed)
 
     def finish(self, ctx: RoundContext, r: int) -> dict:

@@ -14,12 +14,13 @@ from ..metrics import ConsolidateStep
 from .collect import build_data
 from .context import RoundContext
 from .seeds import stream_seed
+from .names import StageName
 from .stage import Plan, Stage
 
 
 class Consolidate(Stage):
-    name = "consolidate"
-    needs = ("extract", "collect")
+    name = StageName.CONSOLIDATE
+    needs = (StageName.EXTRACT, StageName.COLLECT)
 
     def plan(self, ctx: RoundContext, r: int) -> Plan:
         c = ctx.cfg.consolidation

@@ -14,6 +14,7 @@ from ..metrics import MetricsLog
 from ..model.lm import LanguageModel
 from ..play.policies import ModelPolicy
 from ..run.store import RunStore
+from .names import StageName
 
 
 @dataclass
@@ -57,18 +58,18 @@ class RoundContext:
         if self.cfg.consolidation.teacher_context == "trajectories":
             return [self.raw_trajectories(r, k) for k in range(x.runs)]
         if self.cfg.consolidation.teacher_context == "lessons":
-            lessons = self.art.lessons_context(r)
+            lessons = self.art.experience.lessons_context(r)
             if not lessons:
                 raise OelError(f"round {r} has no lessons to teach: write one on the Experience screen (n) "
                                "or give a file with --experience")
             return [lessons]
-        return self.art.experiences_for_consolidation(r, x.runs, x.consolidation_step, x.format)
+        return self.art.experience.experiences_for_consolidation(r, x.runs, x.consolidation_step, x.format)
 
     def raw_trajectories(self, r: int, run: int) -> str:
         """Extraction run `run`'s games up to the experience step, cut to the experience budget."""
         x = self.cfg.extraction
         step = x.consolidation_step
-        games = self.store.episodes(where=lambda row: row.get("stage") == "extract" and row.get("round") == r
+        games = self.store.episodes(where=lambda row: row.get("stage") == StageName.EXTRACT and row.get("round") == r
                                     and row.get("episode_id", "").startswith(f"r{r}-extract-run{run}-step"))
         games = sorted((e for e in games if 1 <= e.tags.get("step", 0) <= step), key=lambda e: e.tags["step"])
         if len(games) < step:
@@ -80,9 +81,9 @@ class RoundContext:
         if context == "trajectories":
             return "raw trajectories"
         if context == "lessons":
-            external = self.art.external(r)
+            external = self.art.experience.external(r)
             return f"file {external[1]['source']} + lessons a person wrote" if external else "lessons a person wrote"
-        return self.art.experience_source(r)
+        return self.art.experience.experience_source(r)
 
     def games_events(self, label: str) -> EventSink:
         """Events of the games inside a stage, under their own label (a second progress bar)."""

@@ -15,6 +15,7 @@ from ..evaluation.move_probe import ProbeResult, held_out_probe, start_states
 from ..play.rollout import games_over_maps, play_episodes
 from .context import RoundContext
 from .seeds import stream_seed
+from .names import StageName
 from .stage import Plan, Stage
 
 
@@ -29,9 +30,9 @@ def in_context_samples(samples: int, experiences: int) -> int:
 class Evaluate(Stage):
     def __init__(self, kind: EvalKind):
         self.kind = kind
-        self.name = f"eval_{kind}"
-        self.needs = {EvalKind.BASE: (), EvalKind.IN_CONTEXT: ("extract",),
-                      EvalKind.CONSOLIDATED: ("consolidate",)}[kind]
+        self.name = StageName.evaluation(kind)
+        self.needs = {EvalKind.BASE: (), EvalKind.IN_CONTEXT: (StageName.EXTRACT,),
+                      EvalKind.CONSOLIDATED: (StageName.CONSOLIDATE,)}[kind]
 
     def applies(self, r: int) -> bool:
         return self.kind != EvalKind.BASE or r == 0  # round r>0 starts from round r-1's consolidated model

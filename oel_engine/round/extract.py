@@ -20,20 +20,21 @@ from ..play.rollout import games_over_maps, play_episodes
 from ..play.trajectory import Episode
 from .context import RoundContext
 from .seeds import extract_seed, stream_seed
+from .names import StageName
 from .stage import Plan, Stage
 
 HUMAN_STEP = 0
 
 
 class Extract(Stage):
-    name = "extract"
+    name = StageName.EXTRACT
 
     def plan(self, ctx: RoundContext, r: int) -> Plan:
         x = ctx.cfg.extraction
         # the extraction runs' own snapshots (a person's items are a separate, negative run)
-        self.records = records = {key: v for key, v in ctx.art.snapshot_records(r).items() if key[1] >= 0}
+        self.records = records = {key: v for key, v in ctx.art.experience.snapshot_records(r).items() if key[1] >= 0}
         self.states, self.humans = [], []
-        external = ctx.art.external(r)
+        external = ctx.art.experience.external(r)
         lessons = ctx.cfg.consolidation.teacher_context == "lessons"
         self.skipped = lessons or (external is not None and not records)
         self.external_source = external[1]["source"] if external is not None else None
@@ -44,8 +45,8 @@ class Extract(Stage):
         for k in range(x.runs):
             # the newest snapshot of each run, extracted or edited by a person (an edit replaces
             # the snapshot it edits, so it counts as that step being done)
-            last = ctx.art.newest_step(records, r, k)
-            self.states.append(ctx.art.load_state(r, k, last, records) if last is not None else ExperienceState(r, k, 0))
+            last = ctx.art.experience.newest_step(records, r, k)
+            self.states.append(ctx.art.experience.load_state(r, k, last, records) if last is not None else ExperienceState(r, k, 0))
         if x.include_human and not any(n == HUMAN_STEP for (_, _, n) in records):
             rows = [row for row in ctx.store.episode_rows() if row.get("policy") == "human" and row.get("round") == r]
             if rows:
@@ -61,7 +62,7 @@ class Extract(Stage):
             records = self.records  # read by plan(); nothing has written the index since
             done_steps = min(s.step for s in self.states)
             for n in range(x.curve_every, done_steps + 1, x.curve_every):
-                self._curve_point(ctx, r, n, [ctx.art.load_state(r, k, n, records) for k in range(x.runs)])
+                self._curve_point(ctx, r, n, [ctx.art.experience.load_state(r, k, n, records) for k in range(x.runs)])
 
     def run_unit(self, ctx: RoundContext, r: int, n: int) -> str:
         if n == HUMAN_STEP:
@@ -75,7 +76,7 @@ class Extract(Stage):
                                 [s.run for s in active])
         empty = self._add_items(ctx, active, zip(episodes, answers), n)
         ctx.store.add_episodes(episodes)
-        ctx.art.save_snapshots(active, x.format, {s.run: e.episode_id for s, e in zip(active, episodes)},
+        ctx.art.experience.save_snapshots(active, x.format, {s.run: e.episode_id for s, e in zip(active, episodes)},
                                answers={s.run: a for s, a in zip(active, answers)})
         ctx.store.add_metrics(ExtractStep(round=r, step=n, runs=len(active), answers_without_items=empty,
                                           items=[len(s.items) for s in self.states],
@@ -92,11 +93,11 @@ class Extract(Stage):
         streams = [stream_seed(ctx.cfg.seed, r, "extract-play", n * 100 + k) for k in runs]
         episodes = play_episodes(ctx.cfg.game, [seed] * len(runs),
                                  ctx.model_policy(ctx.cfg.evaluation.sampling, seed=streams[0]),
-                                 round_index=r, stage="extract", concurrent=ctx.lm.config.batch_size, stop=ctx.stop,
+                                 round_index=r, stage=StageName.EXTRACT, concurrent=ctx.lm.config.batch_size, stop=ctx.stop,
                                  sampling_seeds=streams)
         for k, e in zip(runs, episodes):
             e.episode_id = f"r{r}-extract-run{k}-step{n:03d}"
-            e.stage, e.tags = "extract", {"run": k, "step": n}
+            e.stage, e.tags = StageName.EXTRACT, {"run": k, "step": n}
         return episodes
 
     def _answers(self, ctx: RoundContext, r: int, unit: int, prompts: list[list[dict]], runs: list[int]) -> list[str]:
@@ -138,7 +139,7 @@ class Extract(Stage):
                        for s in self.states]
             answers = self._answers(ctx, r, 900 + g, prompts, [s.run for s in self.states])
             empty += self._add_items(ctx, self.states, [(episode, a) for a in answers], HUMAN_STEP)
-        ctx.art.save_snapshots(self.states, x.format, {s.run: self.humans[-1].episode_id for s in self.states})
+        ctx.art.experience.save_snapshots(self.states, x.format, {s.run: self.humans[-1].episode_id for s in self.states})
         ctx.store.add_metrics(ExtractStep(round=r, step=HUMAN_STEP, runs=x.runs, human_games=len(self.humans),
                                           answers_without_items=empty, items=[len(s.items) for s in self.states]))
         return f"read {len(self.humans)} game(s) of yours"

@@ -21,7 +21,7 @@ from ..consolidation.trl_backend import TrlDistiller
 from ..errors import OelError
 from ..model.loader import load_language_model
 from ..run.artifacts import RunArtifacts
-from ..run.listing import read_config
+from ..run.loop_config import read_config
 from ..run.store import RunStore
 from .context import RoundContext
 from .seeds import stream_seed

@@ -22,17 +22,18 @@ from ..metrics import (
     CollectSummary, ConsolidateStep, CurvePoint, EvalKind, EvalSample, EvalSummary, ExtractStep, OodSample, PrecisionChoice,
     StageTime, parse_record,
 )
-from ..run.listing import open_loop_run, read_config
+from ..run.loop_config import open_loop_run, read_config
 from ..run.store import EPISODE_INDEX, INDEX, METRICS, TRAJECTORIES, AtomicJSONStorage, RunStore, check_run_name
+from .names import StageName
 
 # What a changed consolidation setting makes a fork redo in its round (and every later round is
 # redone whole). The rest of the round (base evaluation, extraction, often collection) is kept.
 AFFECTED = {
-    "teacher_context": ("eval_in_context", "consolidate", "eval_consolidated"),
-    "steps": ("collect", "consolidate", "eval_consolidated"),
-    "games_per_step": ("collect", "consolidate", "eval_consolidated"),
+    "teacher_context": (StageName.EVAL_IN_CONTEXT, StageName.CONSOLIDATE, StageName.EVAL_CONSOLIDATED),
+    "steps": (StageName.COLLECT, StageName.CONSOLIDATE, StageName.EVAL_CONSOLIDATED),
+    "games_per_step": (StageName.COLLECT, StageName.CONSOLIDATE, StageName.EVAL_CONSOLIDATED),
 }
-TRAINING = ("consolidate", "eval_consolidated")
+TRAINING = (StageName.CONSOLIDATE, StageName.EVAL_CONSOLIDATED)
 
 
 def redone_stages(settings: dict, before=None) -> set[str]:
@@ -59,15 +60,15 @@ def _redone(round_index: int, stages: set[str]):
 
 def _record_stage(record) -> str | None:
     if isinstance(record, (EvalSample, EvalSummary, OodSample)):  # the probe runs in its evaluation
-        return f"eval_{record.kind}" if record.kind in tuple(EvalKind) else None
+        return StageName.evaluation(record.kind) if record.kind in tuple(EvalKind) else None
     if isinstance(record, (ExtractStep, CurvePoint)):
-        return "extract"
+        return StageName.EXTRACT
     if isinstance(record, CollectSummary):
-        return "collect"
+        return StageName.COLLECT
     if isinstance(record, ConsolidateStep):
-        return "consolidate"
+        return StageName.CONSOLIDATE
     if isinstance(record, PrecisionChoice):
-        return "consolidate" if record.use == "consolidation" else None
+        return StageName.CONSOLIDATE if record.use == "consolidation" else None
     if isinstance(record, StageTime):
         return record.stage
     return None
@@ -138,12 +139,12 @@ def _filter_copy(folder: Path, redone, round_index: int) -> None:
     (folder / EPISODE_INDEX).unlink(missing_ok=True)  # rebuilt from the trajectories on open
     experience, _ = read_jsonl(folder / "experience" / "index.jsonl")
     rewrite_jsonl(folder / "experience" / "index.jsonl",
-                  [e for e in experience if not redone(e.get("round"), "extract")])
+                  [e for e in experience if not redone(e.get("round"), StageName.EXTRACT)])
     for r_dir in (folder / "experience").glob("round-*"):
-        if redone(int(r_dir.name.split("-")[1]), "extract"):
+        if redone(int(r_dir.name.split("-")[1]), StageName.EXTRACT):
             shutil.rmtree(r_dir)
-    for kind, stage in (("consolidation", "consolidate"), ("checkpoints", "consolidate"),
-                        ("adapters", "consolidate"), ("collect", "collect")):
+    for kind, stage in (("consolidation", StageName.CONSOLIDATE), ("checkpoints", StageName.CONSOLIDATE),
+                        ("adapters", StageName.CONSOLIDATE), (StageName.COLLECT, StageName.COLLECT)):
         for path in (folder / kind).glob("round-*"):
             r = int(path.name.split("-")[1].split(".")[0])
             if redone(r, stage):

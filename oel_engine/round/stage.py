@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
 from .context import RoundContext
+from .names import StageName
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Plan:
 
 class Stage:
     name = ""  # the key in the run's state table, and the label of its events
-    needs: tuple[str, ...] = ()  # stages of the same round that must be done first
+    needs: tuple[StageName, ...] = ()  # stages of the same round that must be done first
 
     def applies(self, r: int) -> bool:
         return True

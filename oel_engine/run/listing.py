@@ -1,16 +1,15 @@
-"""Runs as a whole: listing them (never taking a lock) and opening an OEL run with its config."""
+"""The runs of a saves folder, listed without taking a lock (readers never block the writer)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import LoopConfig, from_dict, to_dict
-from ..errors import OelError
 from .store import INDEX, METRICS, AtomicJSONStorage, RunStore, read_episode_rows
 
-# The stage whose completion finishes a round (the round table lives in round/runner.py).
+# The stage whose completion finishes a round: round/names.py's StageName.EVAL_CONSOLIDATED, written
+# out because run/ sits below round/ (tests/test_storage.py holds the two equal).
 LAST_STAGE = "eval_consolidated"
 
 
@@ -71,60 +70,3 @@ def summarize_run(path: Path) -> RunSummary:
         problem=problem,
         rounds=rounds_done(state),
     )
-
-
-def read_config(store: RunStore) -> LoopConfig | None:
-    meta = store.meta()
-    if "config" not in meta:
-        return None
-    try:
-        return from_dict(LoopConfig, meta["config"]).validate()
-    except (TypeError, ValueError) as exc:
-        raise OelError(f"run '{store.name}' has an unreadable configuration ({exc})") from None
-
-
-def open_loop_run(root: Path, name: str, new_config: LoopConfig | None = None, *,
-                  readonly: bool = False, holder: str = "") -> tuple[RunStore, LoopConfig]:
-    """Open run `name`; a new run is created with `new_config`. An existing run keeps the
-    configuration it was started with (only `rounds` may grow)."""
-    exists = (Path(root) / name).is_dir()
-    if not exists and (new_config is None or readonly):
-        raise OelError(f"no run named '{name}' in {root}: start one with `oel loop --run {name}`")
-    store = RunStore(root, name, readonly=readonly, holder=holder)
-    try:
-        config = read_config(store)
-        if config is not None:
-            if new_config is not None:
-                _check_compatible(name, config, new_config)
-                if new_config.rounds > config.rounds and not readonly:
-                    config = replace(config, rounds=new_config.rounds)
-                    store.set_meta(config=to_dict(config))
-        elif new_config is not None and not readonly:
-            if store.meta().get("game") not in (None, new_config.game.name) or store.episode_rows():
-                raise OelError(f"run '{name}' holds games from `oel play`; use a new --run name for an OEL loop")
-            config = new_config.validate()
-            store.set_meta(config=to_dict(config), game=config.game.name, model=config.model.model, preset=config.preset)
-        else:
-            raise OelError(f"run '{name}' was not started by `oel loop`/`oel extract`; it has no OEL configuration")
-        return store, config
-    except BaseException:
-        store.close()
-        raise
-
-
-def save_config(store: RunStore, config: LoopConfig) -> None:
-    store.set_meta(config=to_dict(config.validate()))
-
-
-def _check_compatible(name: str, old: LoopConfig, new: LoopConfig) -> None:
-    differences = []
-    if old.game != new.game:
-        differences.append(f"game {old.game.label()}")
-    from ..presets import canonical
-
-    if canonical(old.preset) != canonical(new.preset) and new.preset != "custom":
-        differences.append(f"preset {old.preset}")
-    if old.model.model != new.model.model:
-        differences.append(f"model {old.model.model}")
-    if differences:
-        raise OelError(f"run '{name}' was started with {', '.join(differences)}; resume it with those or use a new --run name")
