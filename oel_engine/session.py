@@ -82,14 +82,33 @@ class RunReport:
     metrics: MetricsLog
     rounds_done: int = 0
 
+    def summary(self) -> dict:
+        """Per round: held-out results, the in-context curve, seconds per stage, peak memory."""
+        from .report.summaries import run_summary
+
+        return run_summary(self.metrics)
+
+    def eval_rows(self) -> list:
+        """The held-out evaluations in round order (typed EvalSummary records)."""
+        from .report.summaries import eval_summaries
+
+        return eval_summaries(self.metrics)
+
+    def consolidation_steps(self, round_index: int) -> list:
+        from .report.summaries import consolidation_steps
+
+        return consolidation_steps(self.metrics, round_index)
+
 
 def _quiet(_: str) -> None:
     pass
 
 
 class Engine:
-    def __init__(self, saves: Path | str):
-        self.saves = Path(saves)
+    def __init__(self, saves: Path | str | None = None):
+        from .run.store import saves_root
+
+        self.saves = saves_root(saves)  # given, else $OEL_SAVES, else ./saves
         self.lm = None
         self._random = RandomPolicy(0)
         self._adapters = None  # a run's round adapters on self.lm while Play uses one (RoundAdapters)
@@ -98,6 +117,14 @@ class Engine:
 
     def runs(self) -> list[RunSummary]:
         return list_runs(self.saves)
+
+    def run_settings(self, name: str) -> tuple[LoopConfig, list[str]]:
+        """An existing OEL run's configuration and the `section.field=value` changes it recorded."""
+        store, config = open_loop_run(self.saves, name, None, readonly=True)
+        try:
+            return config, list(store.meta().get("overrides", []))
+        finally:
+            store.close()
 
     def open_run(self, name: str, config: LoopConfig | None = None) -> RunReport:
         """A run's report; with `config`, a run that does not exist yet is created with it."""
@@ -215,13 +242,17 @@ class Engine:
         reply = ModelPolicy(self.lm, sampling, seed=game.turns).act([request])[0]
         return AgentMove(reply.text, reply.response_tokens)
 
-    def play(self, game: GameConfig, seeds: list[int], policy, run: str, *, concurrent: int = 32,
-             on_event: EventSink = ignore, stop: StopFlag | None = None) -> tuple[list[Episode], bool]:
+    def play(self, game: GameConfig, seeds: list[int], policy, run: str | None, *, concurrent: int = 32,
+             on_event: EventSink = ignore, stop: StopFlag | None = None) -> tuple[str, list[Episode], bool]:
         """Play one game per seed, saving each finished game to run `run` (a plain run, made if
-        new) as it ends. Returns the saved games and whether a stop request cut the work short."""
+        new; default a new play-<time> run) as it ends. Returns the run's name, the saved games
+        and whether a stop request cut the work short."""
         from .errors import Stopped
         from .play.rollout import play_episodes
 
+        from .run.store import new_run_name
+
+        run = run or new_run_name("play")
         saved: list[Episode] = []
         with RunStore(self.saves, run, holder="playing games") as store:
             store.set_meta(game=game.name, game_config=game.__dict__, model=policy.info.model or policy.info.kind)
@@ -233,8 +264,33 @@ class Engine:
             try:
                 play_episodes(game, seeds, policy, concurrent=concurrent, on_event=on_event, on_episode=save, stop=stop)
             except Stopped:
-                return saved, True
-        return saved, False
+                return run, saved, True
+        return run, saved, False
+
+    @staticmethod
+    def check_game(config: GameConfig) -> None:
+        """Refuse sizes the game cannot build, with one clear line."""
+        make_game(config)
+
+    @staticmethod
+    def episode_metrics(episodes: list[Episode]) -> dict:
+        from .evaluation.held_out import episode_metrics
+
+        return episode_metrics(episodes)
+
+    @staticmethod
+    def read_experience_file(path: Path) -> str:
+        """An experience file's text, checked (one clear line if it holds no items)."""
+        from .experience.items import read_experience
+
+        return read_experience(path)
+
+    @staticmethod
+    def follower_rank() -> int:
+        """This process's rank under `accelerate launch` (0 alone or on the main process)."""
+        from .consolidation.distributed import rank
+
+        return rank()
 
     def evaluate(self, game: GameConfig, make_policy, episodes: int, samples: int, *, experience: str | None = None,
                  experience_name: str | None = None, run: str | None = None, concurrent: int = 32,
@@ -348,11 +404,92 @@ class Engine:
         with self.session(name, status=status, holder=f"its {stage} job") as s:
             s.run(stage, on_event, stop)
 
-    def follow_consolidation(self, name: str, overrides: dict, status: Status = _quiet) -> int:
-        """A follower rank of `accelerate launch`: train in lockstep with rank 0, write nothing."""
+    def follow_consolidation(self, name: str, assignments: list[str], status: Status = _quiet) -> int:
+        """A follower rank of `accelerate launch`: train in lockstep with rank 0, write nothing.
+        `assignments` are the command's `consolidation.*` settings (the same ones rank 0 applies)."""
         from .round.follower import follow_consolidation
 
-        return follow_consolidation(self.saves, name, overrides, status=status)
+        return follow_consolidation(self.saves, name, assignments, status=status)
+
+    # -- runs read for people, forks, answers judged (the CLI's reports) ---------------------------
+
+    def write_report(self, name: str, out_dir: Path | None = None) -> Path:
+        from .report.markdown import write_report
+
+        return write_report(self.saves / name, out_dir)
+
+    def write_comparison(self, names: list[str], out_dir: Path | None = None) -> Path:
+        from .report.markdown import write_comparison
+
+        return write_comparison([self.saves / n for n in names], out_dir or self.saves / f".compare-{names[0]}")
+
+    def fork(self, source: str, name: str, round_index: int, assignments: list[str]) -> tuple[dict, list[str]]:
+        """A new run `name` copying `source` with `consolidation.*` settings changed (an
+        ablation). Returns the changed settings and the stages of `round_index` it redoes."""
+        from dataclasses import asdict
+
+        from .overrides import apply_overrides
+        from .round.fork import fork_run
+        from .run.loop_config import read_config
+
+        if any(not a.startswith("consolidation.") for a in assignments):
+            raise OelError("a fork changes consolidation settings only (consolidation.FIELD=VALUE)")
+        with RunStore(self.saves, source, readonly=True) as store:
+            config = read_config(store)
+        if config is None:
+            raise OelError(f"run '{source}' was not started by `oel loop`; only an OEL run can be forked")
+        changed = asdict(apply_overrides(config, assignments).consolidation)
+        settings = {k: v for k, v in changed.items() if v != getattr(config.consolidation, k)}
+        fork_run(self.saves, source, name, round_index, **settings)
+        with RunStore(self.saves, name, readonly=True) as store:
+            return settings, list(store.meta()["forked_from"]["redone"])
+
+    def instruction_probe(self, model: ModelConfig, samples: int, max_new_tokens: int, stop: StopFlag,
+                          on_batch=None, status: Status = _quiet) -> dict:
+        """The offline instruction-following probe on `model` (thinking off): prompt-level strict
+        accuracy per sampling seed 0..samples-1, with its mean and spread."""
+        from .evaluation.instructions.probe import OOD_SAMPLING, load_prompts, run_probe
+        from .metrics import mean_sd
+
+        if samples < 1 or max_new_tokens < 1:
+            raise OelError("--samples and --max-new-tokens must be at least 1")
+        prompts = load_prompts()
+        self.load_model(model, status)
+        scores = run_probe(self.lm, list(range(samples)), replace(OOD_SAMPLING, max_new_tokens=max_new_tokens),
+                           prompts, stop, on_batch=on_batch)
+        accuracy, spread = mean_sd(s.accuracy for s in scores)
+        return {"model": self.lm.name, "adapter": model.adapter, "prompts": len(prompts), "samples": samples,
+                "accuracy": round(accuracy, 4), "accuracy_std": round(spread, 4),
+                "instruction_accuracy": round(mean_sd(s.instruction_accuracy for s in scores)[0], 4),
+                "per_seed": [round(s.accuracy, 4) for s in scores],
+                "mean_response_tokens": round(mean_sd(s.mean_response_tokens for s in scores)[0], 1)}
+
+    @staticmethod
+    def score_answers(path: Path):
+        """Judge answers given in a JSON-lines file (no model): yields one verdict per line, then
+        returns the totals (`yield from` gets them)."""
+        from .evaluation.instructions.score_file import score_lines, summary
+
+        results = []
+        for result in score_lines(path):
+            results.append(result)
+            yield result
+        return summary(results)
+
+    def make_policy(self, kind: str, sampling: SamplingConfig, seed: int, batch_size: int = 32,
+                    ask=None, stop: StopFlag | None = None):
+        """A policy for `oel play`/`oel eval`: "random", "model" (the loaded model) or "human"
+        (`ask(request) -> answer text`)."""
+        from .play.policies import HumanPolicy, ModelPolicy
+
+        if kind == "human":
+            return HumanPolicy(ask)
+        if kind == "random" or self.lm is None:
+            return RandomPolicy(seed)
+        policy = ModelPolicy(self.lm, sampling, seed=seed, batch_size=batch_size)
+        if stop is not None:
+            policy.should_stop = stop.is_set
+        return policy
 
     def set_item(self, name: str, item: ItemView, enabled: bool, text: str) -> None:
         with self.session(name, holder="an experience edit") as s:
@@ -541,6 +678,20 @@ class RunSession:
 
     def report(self) -> RunReport:
         return RunReport(self.store.name, self.config, self.store.metrics(), self.current_round)
+
+    def consolidation_steps(self, round_index: int) -> list:
+        return self.report().consolidation_steps(round_index)
+
+    def extracted(self, round_index: int, step: int) -> tuple[list, list[Path]]:
+        """Each extraction run's experience after `step` of round `round_index`, and its file."""
+        runs = range(self.config.extraction.runs)
+        index = self.art.experience
+        return ([index.load_state(round_index, k, step) for k in runs],
+                [index.snapshot_file(round_index, k, step) for k in runs])
+
+    def teacher_source(self, round_index: int) -> str:
+        """Where round `round_index`'s teacher context comes from (extracted, a file, lessons...)."""
+        return self.runner().ctx.context_source(round_index)
 
 
 def _one_line(text: str) -> str:

@@ -116,3 +116,12 @@ def test_engine_has_no_import_cycle():
         if state.get(module) is None and visit(module, []):
             break
     assert not cycle, " -> ".join(cycle)
+
+
+def test_the_cli_reaches_the_engine_through_its_door_only():
+    import oel_engine
+
+    allowed = {"cli", "session"} | set(oel_engine.LAYERS[-1])
+    wrong = [f"{m} -> {t}" for m, ts in engine_imports().items() if unit_of(m) == "cli"
+             for t in ts if unit_of(t) not in allowed]
+    assert not wrong, "\n".join(sorted(wrong))

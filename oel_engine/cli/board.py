@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from ..games.base import Board
-
 SYMBOLS = {".": "·", "H": "○", "G": "★", "#": "█", "O": "◎"}
 
 
-def board_text(board: Board) -> str:
-    """One character pair per cell: P player, X box, terrain otherwise (readable without colour)."""
+def board_text(board) -> str:
+    """`board` (a games.base.Board, as a turn request carries it) with one character pair per cell: P player, X box, terrain otherwise (readable without colour)."""
     boxes = set(map(tuple, board.boxes))
     lines = []
     for r, row in enumerate(board.terrain):

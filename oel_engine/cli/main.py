@@ -1,7 +1,8 @@
 """`oel`: the headless command line. Progress bars and tables by default, `--json` for scripts.
 
-Every user-facing failure is an OelError printed as one line (exit code 2); Ctrl-C stops the
-work between two turns, keeps what was finished, and exits with code 130.
+Every user-facing failure is an OelError printed as one line; Ctrl-C stops the work between two
+turns and keeps what was finished. Exit statuses: `exit_codes.py`. The commands reach the engine
+through its door (`session.Engine`) only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..errors import OelError, Stopped
 from ..overrides import apply_overrides
 from ..events import Event, Progress as ProgressEvent, StageFinished, StageStarted, StopFlag
 from .board import board_text
-from ..round.names import StageName
+from .exit_codes import ExitCode
 
 app = typer.Typer(
     add_completion=False,
@@ -47,9 +48,9 @@ def _game_config(game: str, size: int, holes: int, room: int, boxes: int, max_tu
     if max_turns < 1:
         raise OelError("--max-turns must be at least 1")
     config = GameConfig(name=game, size=size, holes=holes, room=room, boxes=boxes, max_turns=max_turns)
-    from ..games import make_game
+    from ..session import Engine
 
-    make_game(config)  # validates sizes with a clear message
+    Engine.check_game(config)
     return config
 
 
@@ -121,11 +122,15 @@ def _model_config(model: str, adapter: Optional[str], device: str, thinking: boo
                        allow_download=allow_download, batch_size=batch)
 
 
+def _assignments(section: str, **values) -> list[str]:
+    """A command's shorthand flags as `section.field=value` settings (the one override mechanism)."""
+    return [f"{section}.{key}={value}" for key, value in values.items() if value is not None]
+
+
 def _engine(saves):
     from ..session import Engine
-    from ..run.store import saves_root
 
-    return Engine(saves_root(saves))
+    return Engine(saves)
 
 
 def _human_asker(stop: StopFlag):
@@ -207,10 +212,6 @@ def play(
     device: str = DeviceOpt, thinking: bool = ThinkOpt, allow_download: bool = DownloadOpt, batch: int = BatchOpt,
 ):
     """Play games with a policy; every game is saved to a run."""
-    from ..evaluation.held_out import episode_metrics
-    from ..play.policies import HumanPolicy, ModelPolicy, RandomPolicy
-    from ..run.store import new_run_name
-
     game_config = _game_config(game, size, holes, room, boxes, max_turns)
     _check_policy(policy)
     if episodes < 1:
@@ -222,28 +223,22 @@ def play(
     engine = _engine(saves)
     if policy == "model":
         engine.load_model(_model_config(model, adapter, device, thinking, allow_download, batch), _status)
-        chosen = ModelPolicy(engine.lm, sampling, seed=seed, batch_size=batch)
-        chosen.should_stop = stop.is_set
-    elif policy == "human":
-        chosen = HumanPolicy(_human_asker(stop))
-    else:
-        chosen = RandomPolicy(seed)
-    run_name = run or new_run_name("play")
+    chosen = engine.make_policy(policy, sampling, seed, batch, ask=_human_asker(stop), stop=stop)
     with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out and policy != "human") as view:
-        saved, stopped = engine.play(game_config, list(range(seed, seed + episodes)), chosen, run_name,
-                                     concurrent=1 if policy == "human" else batch, on_event=view, stop=stop)
+        run_name, saved, stopped = engine.play(game_config, list(range(seed, seed + episodes)), chosen, run,
+                                               concurrent=1 if policy == "human" else batch, on_event=view, stop=stop)
     if stopped:
         console.print(f"[yellow]Stopped: {len(saved)} finished game(s) saved in run '{run_name}'.[/]")
         if not saved:
-            raise typer.Exit(130)
-    summary = {**episode_metrics(saved), "run": run_name, "game": game, "policy": policy}
+            raise typer.Exit(ExitCode.STOPPED)
+    summary = {**engine.episode_metrics(saved), "run": run_name, "game": game, "policy": policy}
     if policy == "human" or not json_out:
         for e in saved:
             status = "[green]won[/]" if e.success else "[red]lost[/]"
             out.print(f"seed {e.seed}: {status} in {len(e.turns)} turn(s) - {e.outcome.reason}")
     _finish(summary, json_out, f"play: {game_config.label()}, policy {policy}, run {run_name}")
     if stopped:
-        raise typer.Exit(130)
+        raise typer.Exit(ExitCode.STOPPED)
 
 
 @app.command("eval")
@@ -263,26 +258,19 @@ def evaluate_cmd(
     device: str = DeviceOpt, thinking: bool = ThinkOpt, allow_download: bool = DownloadOpt, batch: int = BatchOpt,
 ):
     """Pass rate, legal-action rate, response length and turns on the held-out maps."""
-    from ..experience.items import read_experience
-    from ..play.policies import ModelPolicy, RandomPolicy
-
     game_config = _game_config(game, size, holes, room, boxes, max_turns)
     _check_policy(policy, ("random", "model"))
     if episodes < 1 or samples < 1:
         raise OelError("--episodes and --samples must be at least 1")
     sampling = _sampling(temperature, top_p, top_k, max_new_tokens)
-    experience_text = read_experience(experience) if experience else None
     stop = StopFlag()
     engine = _engine(saves)
+    experience_text = engine.read_experience_file(experience) if experience else None
     if policy == "model":
         engine.load_model(_model_config(model, adapter, device, thinking, allow_download, batch), _status)
 
     def make_policy(sample: int):
-        if engine.lm is None:
-            return RandomPolicy(sample)
-        p = ModelPolicy(engine.lm, sampling, seed=sample, batch_size=batch)
-        p.should_stop = stop.is_set
-        return p
+        return engine.make_policy(policy, sampling, sample, batch, stop=stop)
 
     try:
         with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
@@ -291,19 +279,22 @@ def evaluate_cmd(
                                       concurrent=batch, on_event=view, stop=stop)
     except Stopped:
         console.print("[yellow]Stopped; an interrupted evaluation is not recorded.[/]")
-        raise typer.Exit(130)
+        raise typer.Exit(ExitCode.STOPPED)
     _finish(summary, json_out, f"eval: {game_config.label()}, policy {policy}, {samples} sample(s)")
 
 
 def _score_answers(path: Path, json_out: bool) -> None:
-    from ..evaluation.instructions.score_file import score_lines, summary
+    from ..session import Engine
 
-    results = []
-    for result in score_lines(path):
-        results.append(result)
+    verdicts = Engine.score_answers(path)
+    while True:
+        try:
+            result = next(verdicts)
+        except StopIteration as done:
+            total = done.value
+            break
         if json_out:
             print(json.dumps(result), flush=True)
-    total = summary(results)
     if json_out:
         return
     pct = lambda v: "n/a" if v is None else f"{v:.1%}"
@@ -332,39 +323,25 @@ def ood(
     off (as the reference runs IFEval). Prints prompt-level strict accuracy (every instruction of
     a prompt followed), mean and spread over seeds. With --score FILE, judges answers given in a
     file instead, each line {"instructions": [{"id": ..., "kwargs": {...}}], "response": "..."}."""
-    from ..metrics import mean_sd
-    from ..model.loader import load_language_model
-    from ..evaluation.instructions.probe import OOD_SAMPLING, load_prompts, run_probe
-
     if score is not None:
         _score_answers(score, json_out)
         return
-    if samples < 1 or max_new_tokens < 1:
-        raise OelError("--samples and --max-new-tokens must be at least 1")
-    prompts = load_prompts()
-    config = _model_config(model, adapter, device, False, allow_download, batch)
-    lm = load_language_model(config, status=_status)
-    stop = StopFlag()
-    label = "instruction probe"
+    engine, stop, label = _engine(None), StopFlag(), "instruction probe"
     with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
-        view(StageStarted(label, 0, f"{len(prompts)} prompts x {samples} seed(s)"))
+        view(StageStarted(label, 0, f"{samples} seed(s)"))
         try:
-            scores = run_probe(lm, list(range(samples)), replace(OOD_SAMPLING, max_new_tokens=max_new_tokens), prompts,
-                               stop, on_batch=lambda done, total: view(ProgressEvent(label, done, total)))
+            summary = engine.instruction_probe(_model_config(model, adapter, device, False, allow_download, batch),
+                                               samples, max_new_tokens, stop,
+                                               on_batch=lambda done, total: view(ProgressEvent(label, done, total)),
+                                               status=_status)
         except Stopped:
             console.print("[yellow]Stopped: nothing scored.[/]")
-            raise typer.Exit(130)
-    accuracy, spread = mean_sd(s.accuracy for s in scores)
-    per_instruction, _ = mean_sd(s.instruction_accuracy for s in scores)
-    summary = {"model": lm.name, "adapter": adapter, "prompts": len(prompts), "samples": samples,
-               "accuracy": round(accuracy, 4), "accuracy_std": round(spread, 4),
-               "instruction_accuracy": round(per_instruction, 4),
-               "per_seed": [round(s.accuracy, 4) for s in scores],
-               "mean_response_tokens": round(mean_sd(s.mean_response_tokens for s in scores)[0], 1)}
+            raise typer.Exit(ExitCode.STOPPED)
+    accuracy, spread, per_instruction = summary["accuracy"], summary["accuracy_std"], summary["instruction_accuracy"]
     if json_out:
         print(json.dumps(summary))
         return
-    out.print(f"{lm.name}{' + ' + adapter if adapter else ''}: prompt-level strict accuracy "
+    out.print(f"{summary['model']}{' + ' + adapter if adapter else ''}: prompt-level strict accuracy "
               f"{accuracy:.1%} ± {spread:.1%} over {samples} seed(s) (per seed: "
               f"{', '.join(f'{a:.1%}' for a in summary['per_seed'])}); instructions followed {per_instruction:.1%}; "
               f"{summary['mean_response_tokens']:.0f} tokens per answer")
@@ -424,16 +401,14 @@ def _working(engine, run: str, config, json_out: bool):
 
 def _interrupted(run: str) -> None:
     console.print(f"[yellow]Stopped. Everything finished so far is saved; the same command resumes run '{run}'.[/]")
-    raise typer.Exit(130)
+    raise typer.Exit(ExitCode.STOPPED)
 
 
-def _round_table(name: str, log) -> Table:
-    from ..report.summaries import eval_summaries
-
+def _round_table(name: str, report) -> Table:
     table = Table(title=f"run {name}: held-out results per round (mean ± sd over samples)")
     for col in ("round", "model", "pass rate", "legal actions", "good-move prob", "response tokens", "turns"):
         table.add_column(col)
-    for row in eval_summaries(log):
+    for row in report.eval_rows():
         probe = "-" if row.good_move_prob is None else f"{row.good_move_prob:.3f} ± {row.good_move_prob_se or 0:.3f}"
         table.add_row(str(row.round), str(row.kind), f"{row.pass_rate:.1%} ± {row.pass_rate_std:.1%}",
                       f"{row.legal_action_rate:.1%} ± {row.legal_action_rate_std:.1%}", probe,
@@ -475,11 +450,7 @@ def config_cmd(
     from ..config import to_dict
 
     if run is not None:
-        from ..run.loop_config import open_loop_run
-
-        store, config = open_loop_run(_engine(saves).saves, run, None, readonly=True)
-        overrides = store.meta().get("overrides", [])
-        store.close()
+        config, overrides = _engine(saves).run_settings(run)
     else:
         config, overrides = _run_config(preset, game, model, device, thinking, False, rounds, size, holes, room,
                                         boxes, max_turns, settings or [])
@@ -523,12 +494,9 @@ def loop(
     size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
 ):
     """Run whole OEL rounds: extract -> collect -> consolidate -> evaluate. Resumable: rerun the same command."""
-    from ..report.summaries import run_summary
-
     # the shorthand flags are settings like any other: one mechanism, recorded in the run
-    shorthands = [f"consolidation.{k}={v}" for k, v in (("teacher_context", teacher_context), ("loss", loss),
-                                                        ("backend", backend)) if v is not None]
-    shorthands += [f"evaluation.ood_samples={ood_samples}"] if ood_samples is not None else []
+    shorthands = (_assignments("consolidation", teacher_context=teacher_context, loss=loss, backend=backend)
+                  + _assignments("evaluation", ood_samples=ood_samples))
     config, changes = _run_config(preset, game, model, device, thinking, allow_download, rounds, size, holes, room,
                                   boxes, max_turns, shorthands + list(settings or []), seed=seed)
     engine = _engine(saves)
@@ -543,10 +511,10 @@ def loop(
         _status(f"Run {run} is in {session.store.path}; watch it live from another terminal (or over SSH): "
                 f"oel-tui --saves {session.store.path.parent} --run {run}")
         session.run_rounds(session.config.rounds if rounds is None else rounds, view, stop)
-        log = session.report().metrics
-    summary = run_summary(log)
+        report = session.report()
+    summary = report.summary()
     if not json_out:
-        out.print(_round_table(run, log))
+        out.print(_round_table(run, report))
         for entry in summary["rounds"]:
             points = ", ".join(f"step {p['step']}: {p['pass_rate']:.1%}" for p in entry["curve"])
             if points:
@@ -575,13 +543,13 @@ def extract(
     """Extract experience for the run's current round (a new run starts from --preset)."""
     config, _ = _run_config(preset, game, model, device, thinking, False, 1, size, holes, room, boxes, max_turns)
     with _working(_engine(saves), run, config, json_out) as (session, view, stop):
-        session.override("extraction", format=format, runs=runs, steps=steps)
-        session.run(StageName.EXTRACT, view, stop)
-        x, r, art = session.config.extraction, session.current_round, session.art
-        states = [art.experience.load_state(r, k, x.steps) for k in range(x.runs)]
+        session.apply_settings(_assignments("extraction", format=format, runs=runs, steps=steps))
+        session.run("extract", view, stop)
+        x, r = session.config.extraction, session.current_round
+        states, files = session.extracted(r, x.steps)
+        folder = session.store.path / "experience"
     summary = {"run": run, "round": r, "runs": x.runs, "steps": x.steps,
-               "items": [len(s.items) for s in states],
-               "files": [str(art.experience.snapshot_file(r, k, x.steps)) for k in range(x.runs)]}
+               "items": [len(s.items) for s in states], "files": [str(f) for f in files]}
     if json_out:
         print(json.dumps(summary))
         return
@@ -589,7 +557,7 @@ def extract(
         out.print(f"[bold]run {k}[/] after step {s.step}: {len(s.items)} item(s)")
         for item in s.items:
             out.print(f"  - {item.text}")
-    out.print(f"Experience files: {art.root / 'experience'}")
+    out.print(f"Experience files: {folder}")
 
 
 @app.command()
@@ -604,23 +572,21 @@ def consolidate(
     saves: Optional[Path] = SavesOpt,
 ):
     """Collect deploy games and distil the round's experience into a LoRA adapter."""
-    from ..consolidation.distributed import rank
-    from ..report.summaries import consolidation_steps
-
-    if rank() > 0:  # another process of `accelerate launch`: train in lockstep with rank 0, write nothing
-        _engine(saves).follow_consolidation(run, {"loss": loss, "steps": steps, "teacher_context": teacher_context,
-                                                 "backend": backend}, status=_status)
+    changes = _assignments("consolidation", loss=loss, steps=steps, teacher_context=teacher_context, backend=backend)
+    engine = _engine(saves)
+    if engine.follower_rank() > 0:  # another process of `accelerate launch`: train in lockstep with rank 0, write nothing
+        engine.follow_consolidation(run, changes, status=_status)
         return
 
     with _working(_engine(saves), run, None, json_out) as (session, view, stop):
         r = session.current_round
-        session.override("consolidation", loss=loss, steps=steps, teacher_context=teacher_context, backend=backend)
+        session.apply_settings(changes)
         if experience is not None:
             session.use_experience_file(experience)
-        session.run(StageName.CONSOLIDATE, view, stop)
-        steps_done = consolidation_steps(session.report().metrics, r)
+        session.run("consolidate", view, stop)
+        steps_done = session.consolidation_steps(r)
         adapter = str(session.art.adapter_dir(r))
-        source = session.runner().ctx.context_source(r)
+        source = session.teacher_source(r)
     summary = {"run": run, "round": r, "steps": len(steps_done), "adapter": adapter, "experience_source": source,
                "first_loss": steps_done[0].loss if steps_done else None,
                "last_loss": steps_done[-1].loss if steps_done else None}
@@ -641,40 +607,23 @@ def consolidate(
 @app.command()
 def report(
     run: str = typer.Option(..., "--run", help="the run to report (read only; it may be running)"),
-    compare: Optional[list[str]] = typer.Option(None, "--compare", help="other runs to set beside it (repeat)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="folder (default: saves/RUN/report)"),
     saves: Optional[Path] = SavesOpt,
 ):
     """Write saves/RUN/report/report.md with PNG charts: pass rate, legal moves, good-move
     probability and response length per round, the in-context curve, the training curves, the
-    experience the teacher read and the settings."""
-    from ..run.store import saves_root
-
-    root = saves_root(saves)
-    if compare:
-        from ..report.markdown import write_comparison
-
-        target = write_comparison([root / run, *[root / c for c in compare]], out_dir or root / run / "report")
-    else:
-        from ..report.markdown import write_report
-
-        target = write_report(root / run, out_dir)
-    out.print(f"Report: {target}")
+    experience the teacher read and the settings. Several runs side by side: `oel compare`."""
+    out.print(f"Report: {_engine(saves).write_report(run, out_dir)}")
 
 
 @app.command("compare")
 def compare_cmd(
     runs: list[str] = typer.Argument(..., help="two or more run names"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="folder (default: saves/compare-<first run>)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="folder (default: saves/.compare-<first run>)"),
     saves: Optional[Path] = SavesOpt,
 ):
     """Several runs side by side (ablations): one table and one chart per metric."""
-    from ..report.markdown import write_comparison
-    from ..run.store import saves_root
-
-    root = saves_root(saves)
-    target = write_comparison([root / r for r in runs], out_dir or root / f".compare-{runs[0]}")
-    out.print(f"Comparison: {target}")
+    out.print(f"Comparison: {_engine(saves).write_comparison(runs, out_dir)}")
 
 
 @app.command()
@@ -690,14 +639,12 @@ def fork(
 ):
     """A new run with the same games and experience as RUN and other consolidation settings (an
     ablation): only what the change affects is run again. Then `oel loop --run NAME`."""
-    from ..round.fork import fork_run
-    from ..run.store import RunStore, saves_root
-
-    settings = {k: v for k, v in (("loss", loss), ("teacher_context", teacher_context),
-                                  ("learning_rate", learning_rate), ("steps", steps)) if v is not None}
-    fork_run(saves_root(saves), run, name, round_index, **settings)
-    with RunStore(saves_root(saves), name, readonly=True) as store:
-        redo = ", ".join(store.meta()["forked_from"]["redone"])
+    changes = _assignments("consolidation", loss=loss, teacher_context=teacher_context,
+                           learning_rate=learning_rate, steps=steps)
+    if not changes:
+        raise OelError("a fork needs at least one changed setting (for example --loss or --teacher-context)")
+    settings, redone = _engine(saves).fork(run, name, round_index, changes)
+    redo = ", ".join(redone)
     out.print(f"Run '{name}' is a copy of '{run}' with {settings}; round {round_index} will redo: {redo}.")
     out.print(f"Run it with: oel loop --run {name}")
 
@@ -725,21 +672,21 @@ def main() -> None:
     """Entry point: one-line errors, no tracebacks."""
     try:
         code = app(standalone_mode=False)  # click returns a typer.Exit's code instead of raising it
-        sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
     except OelError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(ExitCode.REFUSED)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("[yellow]aborted[/]")
-        sys.exit(130)
+        sys.exit(ExitCode.STOPPED)
     except Exception as exc:  # usage errors and anything unexpected: still one line
         if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):  # click/typer usage errors
             console.print(f"[red]error:[/] {exc.format_message()} (see --help)", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
-            sys.exit(130)
+            sys.exit(ExitCode.STOPPED)
         first = str(exc).splitlines()[0] if str(exc) else ""
         console.print(f"[red]error:[/] unexpected {type(exc).__name__}: {first}", highlight=False, soft_wrap=True)
         console.print("[dim]set OEL_DEBUG=1 to see the traceback[/]")
@@ -747,7 +694,7 @@ def main() -> None:
 
         if os.environ.get("OEL_DEBUG"):
             raise
-        sys.exit(1)
+        sys.exit(ExitCode.UNEXPECTED)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Callable
 from ..consolidation.trl_backend import TrlDistiller
 from ..errors import OelError
 from ..model.loader import load_language_model
+from ..overrides import apply_overrides
 from ..run.artifacts import RunArtifacts
 from ..run.loop_config import read_config
 from ..run.store import RunStore
@@ -48,17 +49,16 @@ def wait_for(path: Path, timeout: float, poll: float = 2.0, status: Callable[[st
         waited += poll
 
 
-def follow_consolidation(root: Path, name: str, overrides: dict, timeout: float = 6 * 3600,
+def follow_consolidation(root: Path, name: str, assignments: list[str], timeout: float = 6 * 3600,
                          status: Callable[[str], None] = lambda _: None, lm=None) -> int:
-    """Train in lockstep with rank 0 without writing; returns the TRL steps taken. `overrides`
-    are the command's consolidation options (the same ones rank 0 applies); `lm` a loaded model
+    """Train in lockstep with rank 0 without writing; returns the TRL steps taken. `assignments`
+    are the command's `consolidation.*` settings (the same ones rank 0 applies); `lm` a loaded model
     (tests), else the run's model is loaded on this process's device."""
     with RunStore(root, name, readonly=True) as store:
         config = read_config(store)
         if config is None:
             raise OelError(f"run '{name}' was not made by `oel loop`: nothing to consolidate")
-        settings = {k: v for k, v in overrides.items() if v is not None}
-        config = replace(config, consolidation=replace(config.consolidation, **settings)).validate()
+        config = apply_overrides(config, assignments).validate()
         if config.consolidation.backend != "trl":
             raise OelError("several processes need the TRL backend: add --backend trl")
         art = RunArtifacts(store)
