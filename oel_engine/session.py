@@ -345,11 +345,14 @@ class Engine:
         extraction run's newest snapshot, plus the items a person wrote (None if there is none)."""
         from .run.loop_config import read_config
 
+        from .round.teacher import teacher_contexts
+
         with RunStore(self.saves, name, readonly=True) as store:
             art, config = RunArtifacts(store), read_config(store)
-            if config is not None and config.consolidation.teacher_context == "lessons":
-                return art.experience.lessons_context(art.rounds_done()) or None
-            return art.experience.current_teacher_context(art.rounds_done())
+            if config is None:  # games saved from Play: only the items a person wrote
+                return art.experience.current_teacher_context(art.rounds_done())
+            texts = teacher_contexts(art.experience, config, art.rounds_done(), so_far=True).texts
+            return texts[0] if texts else None
 
     def prepare_teaching(self, name: str) -> tuple[str, str]:
         """The run a teaching round (the teach preset: no extraction, the run's lessons as the
@@ -691,7 +694,7 @@ class RunSession:
 
     def teacher_source(self, round_index: int) -> str:
         """Where round `round_index`'s teacher context comes from (extracted, a file, lessons...)."""
-        return self.runner().ctx.context_source(round_index)
+        return self.runner().ctx.teacher(round_index).source
 
 
 def _one_line(text: str) -> str:

@@ -60,7 +60,7 @@ def test_a_run_with_raw_trajectories_as_the_teachers_context(tmp_path, tiny_toke
     try:
         runner = RoundRunner(store, config, new_lm(tiny_tokenizer))
         runner.run(1)
-        shown_in_context = runner.ctx.consolidation_experiences(0)  # what the in-context evaluation read
+        shown_in_context = runner.ctx.teacher(0).texts  # what the in-context evaluation read
     finally:
         store.close()
     run = tmp_path / "r"

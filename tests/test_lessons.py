@@ -78,7 +78,7 @@ def test_items_a_person_writes_go_to_the_teacher_of_the_round(tmp_path, tiny_fol
         engine.add_item("r", "   ")
     with engine.session("r") as s:
         s.run("collect")  # extraction, then collection
-        texts = s.runner().ctx.consolidation_experiences(0)
+        texts = s.runner().ctx.teacher(0).texts
         assert len(texts) == config.extraction.runs
         assert all(t.endswith("Step around every hole.") for t in texts)
         assert "items a person wrote" in s.art.experience.experience_source(0)

@@ -195,7 +195,7 @@ def test_edits_from_the_app_are_saved_and_used_by_consolidation(tmp_path, tiny_t
     store, config = open_loop_run(tmp_path, "r", None)
     try:
         runner = RoundRunner(store, config, new_lm(tiny_tokenizer))
-        texts = runner.ctx.consolidation_experiences(0)
+        texts = runner.ctx.teacher(0).texts
         runner.run_until("collect", 0)
         data = build_data(runner.ctx, 0)
     finally:

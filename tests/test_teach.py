@@ -42,6 +42,10 @@ def test_a_teaching_round_consolidates_the_lessons_and_they_carry_over(tmp_path,
         s.run("consolidate")
     assert {d["privileged_context"] for d in data(tmp_path / "t", 1)} == {
         "- EXPERIENCE ITEM: Go down or right.\n- EXPERIENCE ITEM: Never step onto H."}
+    with engine.session("t") as s:  # one read: what Play's teacher, the data and the summary say agree
+        teacher = s.runner().ctx.teacher(1)
+        assert s.current_round == 1 and teacher.texts == [engine.teacher_context("t")]
+        assert {d["experience_source"] for d in data(tmp_path / "t", 1)} == {teacher.source} == {s.teacher_source(1)}
 
 
 def test_a_teaching_round_without_lessons_says_what_to_do(tmp_path, tiny_folder):

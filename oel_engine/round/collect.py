@@ -48,7 +48,7 @@ class Collect(Stage):
         total = c.steps * c.games_per_step
         self.seeds = [collect_seed(r, *divmod(i, c.games_per_step)) for i in range(total)]
         # the off-policy baseline: the teacher's contexts, read once, and each game's pick of them
-        self.contexts = ctx.consolidation_experiences(r) if teacher_plays(ctx.cfg) else []
+        self.contexts = ctx.teacher(r).texts if teacher_plays(ctx.cfg) else []
         self.picks = teacher_picks(ctx, r, total, len(self.contexts)) if teacher_plays(ctx.cfg) else None
         partial = {e.seed for e in ctx.art.partial_episodes(r)}
         pending = [i for i in range(total)
@@ -89,8 +89,8 @@ def build_data(ctx: RoundContext, r: int) -> list[dict]:
     at random per prefix, seeded): the SDFT schema, prompt + privileged_context."""
     if ctx.art.data_file(r).exists():
         return ctx.art.read_data(r)
-    experiences = ctx.consolidation_experiences(r)
-    source = ctx.context_source(r)
+    teacher = ctx.teacher(r)
+    experiences, source = teacher.texts, teacher.source
     rng = random.Random(stream_seed(ctx.cfg.seed, r, "experience-pick"))
     records = []
     cut = ctx.cfg.deploy.max_new_tokens

@@ -15,6 +15,7 @@ from ..model.lm import LanguageModel
 from ..play.policies import ModelPolicy
 from ..run.store import RunStore
 from .names import StageName
+from .teacher import TeacherContexts, teacher_contexts
 
 
 @dataclass
@@ -52,18 +53,9 @@ class RoundContext:
     def count_tokens(self, text: str) -> int:
         return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def consolidation_experiences(self, r: int) -> list[str]:
-        """The K teacher contexts of round r (the in-context evaluation reads the same ones)."""
-        x = self.cfg.extraction
-        if self.cfg.consolidation.teacher_context == "trajectories":
-            return [self.raw_trajectories(r, k) for k in range(x.runs)]
-        if self.cfg.consolidation.teacher_context == "lessons":
-            lessons = self.art.experience.lessons_context(r)
-            if not lessons:
-                raise OelError(f"round {r} has no lessons to teach: write one on the Experience screen (n) "
-                               "or give a file with --experience")
-            return [lessons]
-        return self.art.experience.experiences_for_consolidation(r, x.runs, x.consolidation_step, x.format)
+    def teacher(self, r: int) -> TeacherContexts:
+        """Round r's teacher contexts and their source (`teacher.py`: the one read of them)."""
+        return teacher_contexts(self.art.experience, self.cfg, r, raw_trajectories=lambda k: self.raw_trajectories(r, k))
 
     def raw_trajectories(self, r: int, run: int) -> str:
         """Extraction run `run`'s games up to the experience step, cut to the experience budget."""
@@ -75,15 +67,6 @@ class RoundContext:
         if len(games) < step:
             raise OelError(f"round {r} has {len(games)} of {step} extraction games for run {run}: run extraction first")
         return trajectories_context(games, x.budget_tokens, self.count_tokens)
-
-    def context_source(self, r: int) -> str:
-        context = self.cfg.consolidation.teacher_context
-        if context == "trajectories":
-            return "raw trajectories"
-        if context == "lessons":
-            external = self.art.experience.external(r)
-            return f"file {external[1]['source']} + lessons a person wrote" if external else "lessons a person wrote"
-        return self.art.experience.experience_source(r)
 
     def games_events(self, label: str) -> EventSink:
         """Events of the games inside a stage, under their own label (a second progress bar)."""

@@ -42,7 +42,7 @@ class Evaluate(Stage):
 
     def plan(self, ctx: RoundContext, r: int) -> Plan:
         done = {s.sample for s in ctx.metrics().of(EvalSample, round=r, kind=self.kind)}
-        self.experiences = ctx.consolidation_experiences(r) if self.kind == EvalKind.IN_CONTEXT else []
+        self.experiences = ctx.teacher(r).texts if self.kind == EvalKind.IN_CONTEXT else []
         samples = in_context_samples(ctx.cfg.evaluation.samples, len(self.experiences))
         self.probed: dict[str | None, ProbeResult] = {}
         self.probe_states = None  # the maps' start states, built once for every experience
