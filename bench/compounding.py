@@ -120,7 +120,7 @@ def random_row(saves: Path, maps: int, samples: int = 8) -> dict:
     from oel_engine.play.policies import RandomPolicy
     from oel_engine.evaluation.move_probe import held_out_probe, start_states
 
-    result, _ = evaluate(GameConfig(), lambda s: RandomPolicy(s), maps, samples)
+    result, _ = evaluate(GameConfig(), RandomPolicy(0), maps, samples)
     summary = result.summary()
     played = maps * samples
     row = {"pass_rate": summary["pass_rate"], "pass_rate_se": (summary["pass_rate"] * (1 - summary["pass_rate"]) / played) ** 0.5,

@@ -292,7 +292,7 @@ class Engine:
 
         return rank()
 
-    def evaluate(self, game: GameConfig, make_policy, episodes: int, samples: int, *, experience: str | None = None,
+    def evaluate(self, game: GameConfig, policy, episodes: int, samples: int, *, experience: str | None = None,
                  experience_name: str | None = None, run: str | None = None, concurrent: int = 32,
                  on_event: EventSink = ignore, stop: StopFlag | None = None) -> dict:
         """Held-out evaluation (mean and spread over samples); with `run`, its games and summary
@@ -300,7 +300,7 @@ class Engine:
         from .evaluation.held_out import evaluate
         from .metrics import EvalKind, EvalSummary
 
-        result, played = evaluate(game, make_policy, episodes, samples, experience=experience,
+        result, played = evaluate(game, policy, episodes, samples, experience=experience,
                                   experience_name=experience_name, concurrent=concurrent, on_event=on_event, stop=stop)
         summary = {**result.summary(), **self.probe_held_out(game, episodes, experience, stop), "experience": experience_name}
         if run:

@@ -44,9 +44,10 @@ def test_metrics_from_known_episodes():
 
 
 def test_evaluate_uses_held_out_seeds_and_reports_spread():
-    result, played = evaluate(GameConfig(), lambda s: RandomPolicy(s), episodes=20, samples=3)
+    result, played = evaluate(GameConfig(), RandomPolicy(0), episodes=20, samples=3, concurrent=7)
     assert len(result.samples) == 3 and len(played) == 60
     assert min(e.seed for e in played) >= 1_000_000
+    assert [e.seed for e in played] == [e.seed for e in played[:20]] * 3  # sample after sample, maps in order
     assert 0 <= result.mean("pass_rate") <= 1 and result.spread("mean_turns") >= 0
     assert set(result.summary()) >= {"pass_rate", "pass_rate_std", "legal_action_rate", "mean_turns"}
 

@@ -269,12 +269,9 @@ def evaluate_cmd(
     if policy == "model":
         engine.load_model(_model_config(model, adapter, device, thinking, allow_download, batch), _status)
 
-    def make_policy(sample: int):
-        return engine.make_policy(policy, sampling, sample, batch, stop=stop)
-
     try:
         with _stop_on_ctrl_c(stop), ProgressView(enabled=not json_out) as view:
-            summary = engine.evaluate(game_config, make_policy, episodes, samples, experience=experience_text,
+            summary = engine.evaluate(game_config, engine.make_policy(policy, sampling, 0, batch, stop=stop), episodes, samples, experience=experience_text,
                                       experience_name=str(experience) if experience else None, run=run,
                                       concurrent=batch, on_event=view, stop=stop)
     except Stopped:

@@ -1,15 +1,16 @@
-"""Evaluation: pass rate and friends on the held-out seeds, repeated over sampling seeds."""
+"""Held-out evaluation, one path for a round's evaluations and `oel eval`: pass rate and friends
+on the held-out maps, repeated over sampling seeds."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..config import GameConfig, eval_seeds
 from ..events import EventSink, StopFlag, ignore
 from ..metrics import EPISODE_METRICS, mean_sd
 from ..play.policies import Policy
-from ..play.rollout import play_episodes
+from ..play.rollout import games_over_maps, play_episodes
 from ..play.trajectory import Episode
 
 METRICS = EPISODE_METRICS
@@ -51,32 +52,61 @@ class EvalResult:
         return out
 
 
+def play_samples(
+    game_config: GameConfig,
+    maps: Sequence[int],
+    policy: Policy,
+    samples: Sequence[tuple[int, str | None]],
+    on_sample: Callable[[int, list[Episode]], None],
+    *,
+    round_index: int = 0,
+    stage: str = "eval",
+    experience_name: str | None = None,
+    concurrent: int = 32,
+    on_event: EventSink = ignore,
+    stop: StopFlag | None = None,
+) -> None:
+    """The one held-out evaluation: every sample (its sampling seed, its experience or None)
+    plays every map, all samples as one continuous batch (slots refill as games end, so the
+    batch stays full through the last sample's stragglers). `on_sample(i, games in map order)`
+    runs as soon as sample i's last game ends, so a stop loses only the samples being played;
+    a stop request is also honoured between two samples."""
+    if not samples:
+        return
+    seeds, experiences, streams = games_over_maps(maps, samples)
+    finished: dict[int, dict[int, Episode]] = {i: {} for i in range(len(samples))}
+
+    def game_done(index: int, episode: Episode) -> None:
+        sample = index // len(maps)
+        finished[sample][index % len(maps)] = episode
+        if len(finished[sample]) == len(maps):
+            on_sample(sample, [finished[sample][m] for m in range(len(maps))])
+            if stop is not None and any(len(games) < len(maps) for games in finished.values()):
+                stop.check()
+
+    play_episodes(game_config, seeds, policy, experiences=experiences, experience_name=experience_name,
+                  round_index=round_index, stage=stage, concurrent=concurrent, on_event=on_event,
+                  on_game_done=game_done, stop=stop, sampling_seeds=streams)
+
+
 def evaluate(
     game_config: GameConfig,
-    make_policy: Callable[[int], Policy],
+    policy: Policy,
     episodes: int,
     samples: int = 1,
     *,
     experience: str | None = None,
     experience_name: str | None = None,
-    round_index: int = 0,
     concurrent: int = 32,
     on_event: EventSink = ignore,
-    on_episode: Callable[[Episode], None] | None = None,
     stop: StopFlag | None = None,
 ) -> tuple[EvalResult, list[Episode]]:
-    """Play the first `episodes` held-out seeds `samples` times (sampling seeds 0..samples-1)."""
-    seeds = eval_seeds(episodes)
-    result, played = None, []
-    for sample in range(samples):
-        policy = make_policy(sample)
-        if result is None:
-            result = EvalResult(game_config.name, policy.info.kind, episodes)
-        eps = play_episodes(
-            game_config, seeds, policy,
-            experience=experience, experience_name=experience_name, round_index=round_index,
-            stage="eval", concurrent=concurrent, on_event=on_event, on_episode=on_episode, stop=stop,
-        )
-        result.samples.append(episode_metrics(eps))
-        played.extend(eps)
-    return result, played
+    """`oel eval`: the first `episodes` held-out maps, `samples` times (sampling seeds
+    0..samples-1), through `play_samples` as a round's evaluation plays them."""
+    result = EvalResult(game_config.name, policy.info.kind, episodes)
+    by_sample: dict[int, list[Episode]] = {}
+    play_samples(game_config, eval_seeds(episodes), policy, [(sample, experience) for sample in range(samples)],
+                 lambda sample, games: by_sample.__setitem__(sample, games), experience_name=experience_name,
+                 concurrent=concurrent, on_event=on_event, stop=stop)
+    result.samples = [episode_metrics(by_sample[s]) for s in range(samples)]
+    return result, [e for s in range(samples) for e in by_sample[s]]

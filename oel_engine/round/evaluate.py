@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..evaluation.held_out import episode_metrics
+from ..evaluation.held_out import episode_metrics, play_samples
 from ..events import Progress, StageStarted
 from ..metrics import EvalKind, EvalSample, EvalSummary, OodSample
 from ..evaluation.move_probe import ProbeResult, held_out_probe, start_states
-from ..play.rollout import games_over_maps, play_episodes
 from .context import RoundContext
 from .seeds import stream_seed
 from .names import StageName
@@ -50,29 +49,18 @@ class Evaluate(Stage):
                     f"{ctx.cfg.evaluation.episodes} held-out maps x {samples} samples")
 
     def run(self, ctx: RoundContext, r: int, pending: list, unit_done) -> None:
-        """All pending samples as one continuous batch (slots refill as games end, so the batch
-        stays full through the last sample's stragglers); a sample is recorded as soon as its
-        last game ends, so a stop loses only the samples still being played."""
+        """All pending samples through the one held-out evaluation (`evaluation/held_out.py`),
+        each recorded as soon as its last game ends."""
         if not pending:
             return
         ev = ctx.cfg.evaluation
-        maps = ev.seeds()
-        seeds, experiences, streams = games_over_maps(
-            maps, [(stream_seed(ctx.cfg.seed, r, self.name, sample), self._experience(sample)[1]) for sample in pending])
-        finished: dict[int, dict[int, object]] = {sample: {} for sample in pending}
-
-        def game_done(index: int, episode) -> None:
-            sample = pending[index // len(maps)]
-            finished[sample][index % len(maps)] = episode
-            if len(finished[sample]) == len(maps):
-                unit_done(self._record(ctx, r, sample, [finished[sample][i] for i in range(len(maps))]))
-                if any(len(games) < len(maps) for games in finished.values()):
-                    ctx.stop.check()  # between two samples, as when they ran one after the other
-
-        play_episodes(
-            ctx.cfg.game, seeds, ctx.model_policy(ev.sampling, seed=streams[0]),
-            experiences=experiences, round_index=r, stage=self.name, concurrent=ctx.lm.config.batch_size,
-            on_event=ctx.games_events(self.name), on_game_done=game_done, stop=ctx.stop, sampling_seeds=streams,
+        streams = [stream_seed(ctx.cfg.seed, r, self.name, sample) for sample in pending]
+        play_samples(
+            ctx.cfg.game, ev.seeds(), ctx.model_policy(ev.sampling, seed=streams[0]),
+            [(stream, self._experience(sample)[1]) for stream, sample in zip(streams, pending)],
+            lambda i, games: unit_done(self._record(ctx, r, pending[i], games)),
+            round_index=r, stage=self.name, concurrent=ctx.lm.config.batch_size,
+            on_event=ctx.games_events(self.name), stop=ctx.stop,
         )
 
     def _experience(self, sample: int) -> tuple[int | None, str | None]:
