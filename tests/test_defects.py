@@ -174,7 +174,7 @@ def test_lora_initialisation_is_seeded(tiny_tokenizer):
 
 # 9. CPU precision is measured, recorded in the run, never assumed.
 def test_auto_precision_follows_the_measurement(monkeypatch):
-    from oel_engine import precision
+    from oel_engine.model import precision
 
     precision.measure_cpu_bf16.cache_clear()
     monkeypatch.setattr(precision, "_time_step", lambda autocast: 0.5 if autocast else 0.01)
@@ -194,7 +194,7 @@ def test_auto_precision_follows_the_measurement(monkeypatch):
 def test_a_busy_moment_does_not_pick_a_slow_bf16(monkeypatch):
     """Other work on the CPU during the first few timings (x20) must not make a bf16 that is
     10x slower look faster: both precisions are timed through the busy moment alike."""
-    from oel_engine import precision
+    from oel_engine.model import precision
 
     calls = {"n": 0}
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .store import INDEX, METRICS, AtomicJSONStorage, RunStore, read_episode_rows
+from .store import INDEX, METRICS, AtomicJSONStorage, read_episode_rows
 
 # The stage whose completion finishes a round: round/names.py's StageName.EVAL_CONSOLIDATED, written
 # out because run/ sits below round/ (tests/test_storage.py holds the two equal).
