@@ -4,7 +4,7 @@ Both sides: the same model (the embedded SmolLM2-135M unless --model), the same 
 Frozen Lake turn prompts of about 450 tokens), the same privileged context (about 300 tokens of
 lessons), LoRA r16 / alpha 32 on every projection, the student's top-256 support with the
 reverse KL renormalised on it (TRL: distillation_alpha=1, no tail bucket; ours: renormalize=True;
-tests/test_trl_parity.py checks the two losses agree), 32 new tokens at temperature 0.7, one
+tests/unit/test_trl_parity.py checks the two losses agree), 32 new tokens at temperature 0.7, one
 optimizer step over all 8 prefixes per step. TRL's prompt limit is raised so nothing is cut.
 
 Each side and precision runs in its own process (peak resident memory is per process), first

@@ -62,7 +62,7 @@ def build(shape: str, device):
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    from tests.tiny import build_tiny_tokenizer
+    from tests.support.tiny import build_tiny_tokenizer
 
     torch.manual_seed(0)
     config = Qwen3Config(**SHAPES[shape], max_position_embeddings=8192)
@@ -76,7 +76,7 @@ def filler(tokenizer, tokens: int, seed: int) -> str:
     """Text of about `tokens` tokens (words from the tokenizer's corpus, varied per seed)."""
     import random
 
-    from tests.tiny import CORPUS
+    from tests.support.tiny import CORPUS
 
     rng = random.Random(seed)
     words = " ".join(CORPUS).split()

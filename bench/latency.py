@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from tests.fake_engine import FakeEngine  # noqa: E402  (canned runs and screens; the work below is real)
+from tests.support.fake_engine import FakeEngine  # noqa: E402  (canned runs and screens; the work below is real)
 
 
 class StepEngine(FakeEngine):

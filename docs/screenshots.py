@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 
 from oel_engine.config import GameConfig  # noqa: E402
 from oel_tui.app import OelApp, Settings  # noqa: E402
-from tests.fake_engine import FakeEngine  # noqa: E402
+from tests.support.fake_engine import FakeEngine  # noqa: E402
 
 SHOTS = {
     "start": [],

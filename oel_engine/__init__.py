@@ -1,7 +1,7 @@
 """oel_engine: Online Experiential Learning on text games (no UI; never imports textual).
 
 The packages in layers, top first. A module imports only from its own package and from packages
-of lower layers, never sideways or up (tests/test_boundaries.py checks every import, lazy ones
+of lower layers, never sideways or up (tests/unit/test_boundaries.py checks every import, lazy ones
 too):
 
     cli, worker                 the `oel` command; the app's child process for heavy stages

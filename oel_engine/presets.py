@@ -46,7 +46,7 @@ def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
 # The reference is microsoft/LMOps, folder oel/ (commit 4f2a9de). Citations below name its
 # files: usage_example.sh, scripts/textgame_*.sh, tools/make_exp_list.py,
 # verl/verl/trainer/config/ppo_trainer.yaml, verl/verl/trainer/ppo/ray_trainer.py and
-# verl/verl/workers/rollout/vllm_rollout/vllm_rollout_spmd.py (tests/test_presets.py pins each value).
+# verl/verl/workers/rollout/vllm_rollout/vllm_rollout_spmd.py (tests/unit/test_presets.py pins each value).
 PAPER_MODELS = {"paper-frozenlake": "Qwen/Qwen3-1.7B", "paper-sokoban": "Qwen/Qwen3-4B-Instruct-2507"}
 PAPER_GAMES = {"paper-frozenlake": GameConfig(name="frozenlake", size=3, holes=2, max_turns=5),
                "paper-sokoban": GameConfig(name="sokoban", room=6, boxes=1, max_turns=5)}

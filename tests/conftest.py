@@ -8,8 +8,7 @@ import pytest
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
-from .tiny import CHAT_TEMPLATE, CORPUS, build_tiny_model, build_tiny_tokenizer  # noqa: F401 (re-exported)
-
+from tests.support import CHAT_TEMPLATE, build_tiny_model, build_tiny_tokenizer
 
 _SHARED = {}
 

@@ -2,7 +2,7 @@
 
 The same round, the same data (the run's `prompt` + `privileged_context` rows) and the same
 settings as our Distiller: top-k reverse KL on the student's top-k (`distillation_alpha=1`,
-renormalised on that support, no tail bucket: tests/test_trl_parity.py shows it equals our
+renormalised on that support, no tail bucket: tests/unit/test_trl_parity.py shows it equals our
 `renormalize=True`), the teacher is the round's starting model (TRL's `base` teacher: our LoRA
 adapter switched off), the experience goes where our prompts put it (our own teacher-prompt
 builder replaces TRL's template), prompts are never cut. LoRA rank, alpha, targets, seeded

@@ -9,7 +9,7 @@ from pathlib import Path
 from .store import INDEX, METRICS, AtomicJSONStorage, read_episode_rows
 
 # The stage whose completion finishes a round: round/names.py's StageName.EVAL_CONSOLIDATED, written
-# out because run/ sits below round/ (tests/test_storage.py holds the two equal).
+# out because run/ sits below round/ (tests/unit/test_storage.py holds the two equal).
 LAST_STAGE = "eval_consolidated"
 
 

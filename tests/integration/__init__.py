@@ -1,0 +1,1 @@
+"""The embedded SmolLM2 model end to end (marked integration)."""
