@@ -21,6 +21,17 @@ class TeacherContexts:
     source: str  # for provenance records and people: "extracted", "file X + items a person wrote"...
 
 
+def teacher_source(index: ExperienceIndex, config: LoopConfig, r: int) -> str:
+    """Where round `r`'s teacher contexts come from, without reading them."""
+    kind = config.consolidation.teacher_context
+    if kind == "lessons":
+        external = index.external(r)
+        return f"file {external[1]['source']} + lessons a person wrote" if external else "lessons a person wrote"
+    if kind == "trajectories":
+        return "raw trajectories"
+    return index.experience_source(r)
+
+
 def teacher_contexts(index: ExperienceIndex, config: LoopConfig, r: int, *, so_far: bool = False,
                      raw_trajectories: Callable[[int], str] | None = None) -> TeacherContexts:
     """Round `r`'s teacher contexts by the run's `consolidation.teacher_context`:
@@ -32,9 +43,8 @@ def teacher_contexts(index: ExperienceIndex, config: LoopConfig, r: int, *, so_f
     read yet gives no texts), and a trajectories run shows its extracted experience."""
     kind = config.consolidation.teacher_context
     x = config.extraction
+    source = teacher_source(index, config, r)
     if kind == "lessons":
-        external = index.external(r)
-        source = f"file {external[1]['source']} + lessons a person wrote" if external else "lessons a person wrote"
         text = index.lessons_context(r)
         if not text and not so_far:
             raise OelError(f"round {r} has no lessons to teach: write one on the Experience screen (n) "
@@ -43,8 +53,7 @@ def teacher_contexts(index: ExperienceIndex, config: LoopConfig, r: int, *, so_f
     if kind == "trajectories" and not so_far:
         if raw_trajectories is None:
             raise OelError("raw trajectories as the teacher's context need the round's model (its tokenizer)")
-        return TeacherContexts([raw_trajectories(k) for k in range(x.runs)], "raw trajectories")
-    source = index.experience_source(r)
+        return TeacherContexts([raw_trajectories(k) for k in range(x.runs)], source)
     if so_far:
         text = index.current_teacher_context(r)
         return TeacherContexts([text] if text else [], source)

@@ -5,6 +5,10 @@ process id, the stage, the progress of the stage and when it was written (atomic
 most about once a second, every stage start and end). A reader (the app opened with `--run` on
 a server's run over SSH) polls it along with the run's files; the writer's lock says whether
 anyone is writing at all.
+
+saves/<run>/
+  live.json           the writer's pid, stage and progress (atomic, about once a second)
+  worker.log          what the app's worker processes printed besides their events (oel_tui writes it)
 """
 
 from __future__ import annotations

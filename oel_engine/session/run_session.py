@@ -188,4 +188,6 @@ class RunSession:
 
     def teacher_source(self, round_index: int) -> str:
         """Where round `round_index`'s teacher context comes from (extracted, a file, lessons...)."""
-        return self.runner().ctx.teacher(round_index).source
+        from ..round.teacher import teacher_source
+
+        return teacher_source(self.art.experience, self.config, round_index)
