@@ -20,9 +20,11 @@ from .views import quiet as _quiet
 
 class RunSession:
     """One run opened for work (holds its writer lock until closed); `engine` is the Engine that
-    opened it (its saves folder and loaded model)."""
+    opened it (its saves folder and loaded model). Every write to a run goes through one: an OEL
+    run's (`Engine.session`) or a games-only run's (`Engine.games_session`, config None: `oel
+    play` and `oel eval --run`, which only save games and an evaluation summary)."""
 
-    def __init__(self, engine, store: RunStore, config: LoopConfig, status: Status = _quiet):
+    def __init__(self, engine, store: RunStore, config: LoopConfig | None, status: Status = _quiet):
         self.engine, self.store, self.config, self.status = engine, store, config, status
         self.art = RunArtifacts(store)
 
@@ -165,6 +167,12 @@ class RunSession:
         self.art.experience.set_external(text, str(path), r, len(items))
         self.status(f"From round {r} on, the teacher reads {path} ({len(items)} items) instead of extracted experience")
         return text
+
+    def add_games(self, episodes: list[Episode]) -> None:
+        self.store.add_episodes(episodes)
+
+    def add_metrics(self, record) -> None:
+        self.store.add_metrics(record)
 
     def add_human_game(self, game: Game) -> Episode:
         """A person's finished game, saved in the run's current round (its extraction reads it)."""

@@ -11,7 +11,6 @@ from ..events import EventSink, StopFlag, ignore
 from ..games import make_game
 from ..play.policies import RandomPolicy
 from ..play.trajectory import Episode
-from ..run.store import RunStore
 from .views import Status
 from .views import quiet as _quiet
 
@@ -28,11 +27,10 @@ class StandaloneWork:
 
         run = run or new_run_name("play")
         saved: list[Episode] = []
-        with RunStore(self.saves, run, holder="playing games") as store:
-            store.set_meta(game=game.name, game_config=game.__dict__, model=policy.info.model or policy.info.kind)
+        with self.games_session(run, game, policy.info.model or policy.info.kind, "playing games") as session:
 
             def save(episode: Episode) -> None:
-                store.add_episodes([episode])
+                session.add_games([episode])
                 saved.append(episode)
 
             try:
@@ -71,14 +69,13 @@ class StandaloneWork:
                                   experience_name=experience_name, concurrent=concurrent, on_event=on_event, stop=stop)
         summary = {**result.summary(), **self.probe_held_out(game, episodes, experience, stop), "experience": experience_name}
         if run:
-            with RunStore(self.saves, run, holder="saving an evaluation") as store:
-                store.set_meta(game=game.name, game_config=game.__dict__, model=summary["policy"])
-                store.add_episodes(played)
+            with self.games_session(run, game, summary["policy"], "saving an evaluation") as session:
+                session.add_games(played)
                 extra = {k: summary[k] for k in ("game", "policy", "experience")}
                 record = EvalSummary(kind=EvalKind.STANDALONE, **{k: v for k, v in summary.items()
                                                                  if k in EvalSummary.__dataclass_fields__})
                 record.extra = extra
-                store.add_metrics(record)
+                session.add_metrics(record)
             summary["run"] = run
         return summary
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import LoopConfig
+from ..config import GameConfig, LoopConfig
 from ..errors import OelError
 from ..events import EventSink, StopFlag
 from ..games import Game
@@ -23,6 +23,14 @@ class RunWriting:
                 holder: str = "") -> RunSession:
         store, cfg = open_loop_run(self.saves, name, config, holder=holder or f"work on run {name}")
         return RunSession(self, store, cfg, status)
+
+    def games_session(self, name: str, game: GameConfig, model: str, holder: str) -> RunSession:
+        """A run that only keeps games (made if new), opened for writing like any other."""
+        from ..run.store import RunStore
+
+        store = RunStore(self.saves, name, holder=holder)
+        store.set_meta(game=game.name, game_config=game.__dict__, model=model)
+        return RunSession(self, store, None)
 
     def run_stage(self, name: str, stage: str, on_event: EventSink, stop: StopFlag, status: Status = _quiet) -> None:
         with self.session(name, status=status, holder=f"its {stage} job") as s:
