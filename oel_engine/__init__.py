@@ -11,7 +11,7 @@ too):
     consolidation, evaluation, experience   the algorithm; measuring a model; writing experience
     play                        prompts, policies, rollout, trajectories
     model, games                loading/sampling a model; the games
-    config, presets, overrides, events, errors, metrics, fileio   the shared vocabulary
+    config, presets, overrides, events, errors, metrics, fileio, logs   the shared vocabulary
 """
 
 __version__ = "0.1.0"
@@ -24,5 +24,5 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("consolidation", "evaluation", "experience"),
     ("play",),
     ("model", "games"),
-    ("config", "presets", "overrides", "events", "errors", "metrics", "fileio"),
+    ("config", "presets", "overrides", "events", "errors", "metrics", "fileio", "logs"),
 )

@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .config import (
-    ConsolidationConfig, EvalConfig, ExtractionConfig, GameConfig, LoopConfig, ModelConfig, SamplingConfig,
+    ConsolidationConfig,
+    EvalConfig,
+    ExtractionConfig,
+    GameConfig,
+    LoopConfig,
+    ModelConfig,
+    SamplingConfig,
 )
 from .errors import OelError
 

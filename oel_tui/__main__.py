@@ -15,6 +15,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="first map seed on the Play screen")
     args = parser.parse_args()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # library output must not garble the screen
+    from oel_engine.logs import route_warnings_to_log
+
+    route_warnings_to_log()  # library warnings to the log file, not over the screen
 
     from oel_engine.config import GameConfig, ModelConfig
     from oel_engine.run.store import saves_root

@@ -13,13 +13,13 @@ from oel_engine.config import GameConfig, ModelConfig, SamplingConfig
 from .engine import EngineService, LocalEngine
 from .jobs import JobRunner
 from .messages import EngineEvents, WorkFinished
-from .worker_process import StageProcesses
 from .screens.experience import ExperienceScreen
 from .screens.help import HelpScreen
 from .screens.play import PlayScreen
 from .screens.replay import ReplayScreen
 from .screens.rounds import RoundsScreen
 from .screens.start import StartScreen
+from .worker_process import StageProcesses
 
 
 @dataclass
@@ -98,8 +98,8 @@ class OelApp(App):
 
     async def show_what_was_taught(self) -> None:
         """After a teaching round: Play in versus, the base against the taught model, on a held-out map."""
-        from oel_engine.play.agents import AgentChoice, newest
         from oel_engine.config import EVAL_SEED_BASE
+        from oel_engine.play.agents import AgentChoice, newest
 
         run = self.settings.run
         taught = newest(self.engine.agent_choices(run))

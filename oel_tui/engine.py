@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Protocol
 
-from oel_engine.play.agents import AgentChoice
 from oel_engine.config import GameConfig, LoopConfig, ModelConfig, SamplingConfig
 from oel_engine.events import Event, StopFlag
 from oel_engine.games import Game
+from oel_engine.play.agents import AgentChoice
+from oel_engine.play.trajectory import Episode
 from oel_engine.run.listing import RunSummary
 from oel_engine.session import AgentMove, Engine, EpisodeRow, ItemView, RunReport
-from oel_engine.play.trajectory import Episode
 
 LocalEngine = Engine
 RunView = RunReport

@@ -47,7 +47,10 @@ class StageProcesses:
 
     def run_stage(self, name: str, stage: str, on_event: Callable[[Event], None], stop: StopFlag) -> None:
         log_path = self.log_file(name)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if not log_path.parent.is_dir():  # a stage belongs to a run: never make its folder here
+            from oel_engine.errors import OelError
+
+            raise OelError(f"no run named '{name}' in {self.saves}: create it on the Start screen (1)")
         env = dict(os.environ, PYTHONUNBUFFERED="1", TRANSFORMERS_VERBOSITY="error")
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {stage} ---\n")

@@ -8,22 +8,30 @@ through its door (`session.Engine`) only.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import signal
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from ..config import EVAL_SEED_BASE, GAMES, GameConfig, ModelConfig, SamplingConfig
 from ..errors import OelError, Stopped
+from ..events import Event, StageFinished, StageStarted, StopFlag
+from ..events import Progress as ProgressEvent
 from ..overrides import apply_overrides
-from ..events import Event, Progress as ProgressEvent, StageFinished, StageStarted, StopFlag
 from .board import board_text
 from .exit_codes import ExitCode
 
@@ -666,7 +674,10 @@ def _finish(summary: dict, json_out: bool, title: str) -> None:
 
 
 def main() -> None:
-    """Entry point: one-line errors, no tracebacks."""
+    """Entry point: one-line errors, no tracebacks, library warnings in the log file."""
+    from ..logs import route_warnings_to_log
+
+    route_warnings_to_log()
     try:
         code = app(standalone_mode=False)  # click returns a typer.Exit's code instead of raising it
         sys.exit(code if isinstance(code, int) else ExitCode.OK)

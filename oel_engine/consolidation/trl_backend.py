@@ -89,7 +89,9 @@ class TrlDistiller(Distiller):
         from datasets import Dataset
         from transformers.trainer_callback import PrinterCallback
         from trl.experimental.sdft import SDFTTrainer
-        from trl.experimental.sdft.sdft_trainer import DemonstrationTeacherContextBuilder
+        from trl.experimental.sdft.sdft_trainer import (
+            DemonstrationTeacherContextBuilder,
+        )
 
         class OurTeacherPrompt(DemonstrationTeacherContextBuilder):
             def _compose_teacher_prompt(self, prompt, privileged_context):

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .items import ITEM_PREFIX, format_items, parse_items
 from ..games.actions import strip_thinking
 from ..play.trajectory import Episode
+from .items import ITEM_PREFIX, format_items, parse_items
 
 FORMATS = ("structured", "unstructured")
 

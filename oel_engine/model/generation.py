@@ -19,7 +19,13 @@ from transformers.cache_utils import DynamicLayer
 
 from ..config import SamplingConfig
 from .kv_cache import (
-    BufferCache, BufferLayer, PrefixEntry, PrefixStore, common_prefix_length, returned_cache, with_cache,
+    BufferCache,
+    BufferLayer,
+    PrefixEntry,
+    PrefixStore,
+    common_prefix_length,
+    returned_cache,
+    with_cache,
 )
 
 # A shared root is only worth a separate forward when it saves this many tokens per row.

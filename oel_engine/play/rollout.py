@@ -12,7 +12,16 @@ from dataclasses import asdict
 from typing import Callable, Sequence
 
 from ..config import GameConfig
-from ..events import EpisodeFinished, EventSink, Progress, StageFinished, StageStarted, StopFlag, TurnPlayed, ignore
+from ..events import (
+    EpisodeFinished,
+    EventSink,
+    Progress,
+    StageFinished,
+    StageStarted,
+    StopFlag,
+    TurnPlayed,
+    ignore,
+)
 from ..games import Game, make_game
 from .policies import Policy, TurnRequest
 from .prompts import turn_messages

@@ -11,10 +11,17 @@ from pathlib import Path
 from ..config import LoopConfig
 from ..errors import OelError
 from ..fileio import read_jsonl
-from ..metrics import ConsolidateStep, EvalKind, EvalSummary, MetricsLog, OodSample, mean_sd
-from .summaries import consolidation_steps, curve, eval_summaries
+from ..metrics import (
+    ConsolidateStep,
+    EvalKind,
+    EvalSummary,
+    MetricsLog,
+    OodSample,
+    mean_sd,
+)
 from ..run.loop_config import read_config
 from ..run.store import METRICS, RunStore
+from .summaries import consolidation_steps, curve, eval_summaries
 
 
 @dataclass

@@ -8,8 +8,8 @@ from pathlib import Path
 from ..errors import OelError
 from ..fileio import atomic_write_text
 from ..metrics import EvalKind, StageTime, mean_sd
-from .plots import grouped_bars, lines
 from .data import RunData
+from .plots import grouped_bars, lines
 
 # Per round: the policy it starts from, with the experience in its prompt, consolidated.
 KINDS = (("start", "start policy"), (EvalKind.IN_CONTEXT, "in context"), (EvalKind.CONSOLIDATED, "consolidated"))

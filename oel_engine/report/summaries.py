@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..metrics import ConsolidateStep, CurvePoint, EvalKind, EvalSummary, MetricsLog, StageTime, mean_sd
+from ..metrics import (
+    ConsolidateStep,
+    CurvePoint,
+    EvalKind,
+    EvalSummary,
+    MetricsLog,
+    StageTime,
+    mean_sd,
+)
 
 KINDS = (EvalKind.BASE, EvalKind.IN_CONTEXT, EvalKind.CONSOLIDATED)
 SUMMARY_KEYS = ("pass_rate", "pass_rate_std", "legal_action_rate", "legal_action_rate_std", "mean_response_tokens",

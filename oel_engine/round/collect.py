@@ -11,13 +11,13 @@ from __future__ import annotations
 import random
 
 from ..evaluation.held_out import episode_metrics
-from ..play.prompts import remove_experience
 from ..metrics import CollectSummary
+from ..play.prompts import remove_experience
 from ..play.rollout import play_episodes
 from ..play.trajectory import Episode
 from .context import RoundContext
-from .seeds import collect_seed, stream_seed
 from .names import StageName
+from .seeds import collect_seed, stream_seed
 from .stage import Plan, Stage
 
 

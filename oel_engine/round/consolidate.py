@@ -13,8 +13,8 @@ from ..fileio import log
 from ..metrics import ConsolidateStep
 from .collect import build_data
 from .context import RoundContext
-from .seeds import stream_seed
 from .names import StageName
+from .seeds import stream_seed
 from .stage import Plan, Stage
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..run.artifacts import RunArtifacts
 from ..config import LoopConfig, SamplingConfig
 from ..errors import OelError
 from ..events import EventSink, StopFlag, ignore
@@ -13,6 +12,7 @@ from ..experience.extraction import trajectories_context
 from ..metrics import MetricsLog
 from ..model.lm import LanguageModel
 from ..play.policies import ModelPolicy
+from ..run.artifacts import RunArtifacts
 from ..run.store import RunStore
 from .names import StageName
 from .teacher import TeacherContexts, teacher_contexts

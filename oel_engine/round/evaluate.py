@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..evaluation.held_out import episode_metrics, play_samples
+from ..evaluation.move_probe import ProbeResult, held_out_probe, start_states
 from ..events import Progress, StageStarted
 from ..metrics import EvalKind, EvalSample, EvalSummary, OodSample
-from ..evaluation.move_probe import ProbeResult, held_out_probe, start_states
 from .context import RoundContext
-from .seeds import stream_seed
 from .names import StageName
+from .seeds import stream_seed
 from .stage import Plan, Stage
 
 

@@ -14,13 +14,19 @@ import torch
 
 from ..config import SamplingConfig
 from ..evaluation.held_out import episode_metrics
-from ..experience.extraction import ExperienceItem, ExperienceState, extraction_prompt, parse_extraction, truncate_items
+from ..experience.extraction import (
+    ExperienceItem,
+    ExperienceState,
+    extraction_prompt,
+    parse_extraction,
+    truncate_items,
+)
 from ..metrics import CurvePoint, ExtractStep
 from ..play.rollout import games_over_maps, play_episodes
 from ..play.trajectory import Episode
 from .context import RoundContext
-from .seeds import extract_seed, stream_seed
 from .names import StageName
+from .seeds import extract_seed, stream_seed
 from .stage import Plan, Stage
 
 HUMAN_STEP = 0

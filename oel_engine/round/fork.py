@@ -19,11 +19,28 @@ from ..config import LoopConfig, to_dict
 from ..errors import OelError
 from ..fileio import read_jsonl, rewrite_jsonl
 from ..metrics import (
-    CollectSummary, ConsolidateStep, CurvePoint, EvalKind, EvalSample, EvalSummary, ExtractStep, OodSample, PrecisionChoice,
-    StageTime, parse_record,
+    CollectSummary,
+    ConsolidateStep,
+    CurvePoint,
+    EvalKind,
+    EvalSample,
+    EvalSummary,
+    ExtractStep,
+    OodSample,
+    PrecisionChoice,
+    StageTime,
+    parse_record,
 )
 from ..run.loop_config import open_loop_run, read_config
-from ..run.store import EPISODE_INDEX, INDEX, METRICS, TRAJECTORIES, AtomicJSONStorage, RunStore, check_run_name
+from ..run.store import (
+    EPISODE_INDEX,
+    INDEX,
+    METRICS,
+    TRAJECTORIES,
+    AtomicJSONStorage,
+    RunStore,
+    check_run_name,
+)
 from .names import StageName
 
 # What a changed consolidation setting makes a fork redo in its round (and every later round is

@@ -16,10 +16,17 @@ import os
 from pathlib import Path
 
 from ..errors import OelError
-from ..fileio import append_jsonl, atomic_directory, atomic_write_bytes, atomic_write_text, read_jsonl
+from ..fileio import (
+    append_jsonl,
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_jsonl,
+)
+from ..play.trajectory import Episode
 from .experience_index import ExperienceIndex
 from .store import RunStore
-from ..play.trajectory import Episode
+
 
 class RunArtifacts:
     def __init__(self, store: RunStore):

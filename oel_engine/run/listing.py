@@ -45,11 +45,13 @@ def list_runs(root: Path) -> list[RunSummary]:
 
 def summarize_run(path: Path) -> RunSummary:
     """Read a run without taking its lock (readers never block the writer)."""
-    from ..metrics import EvalSummary, MetricsLog
     from ..fileio import read_jsonl
+    from ..metrics import EvalSummary, MetricsLog
 
     problem = ""
     meta, state = {}, []
+    if not any((path / f).is_file() for f in (INDEX, METRICS, "trajectories.jsonl")):
+        problem = "not a run: no index, games or metrics in it (delete the folder or move it away)"
     try:
         data = AtomicJSONStorage(str(path / INDEX)).read() or {}
         meta = next(iter(data.get("meta", {}).values()), {})

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artifacts import RunArtifacts
 from ..config import LoopConfig
 from ..errors import OelError
 from ..fileio import atomic_directory
+from .artifacts import RunArtifacts
 from .store import RunStore
 
 

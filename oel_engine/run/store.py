@@ -28,7 +28,16 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from ..errors import OelError
-from ..fileio import append_bytes, append_jsonl, atomic_write_json, jsonl_bytes, log, parse_jsonl, read_jsonl, rewrite_jsonl
+from ..fileio import (
+    append_bytes,
+    append_jsonl,
+    atomic_write_json,
+    jsonl_bytes,
+    log,
+    parse_jsonl,
+    read_jsonl,
+    rewrite_jsonl,
+)
 from ..play.trajectory import Episode
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

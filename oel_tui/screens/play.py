@@ -15,9 +15,9 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from oel_engine.config import EVAL_SEED_BASE
 from oel_engine.games.actions import parse_action
 from oel_engine.play.agents import AgentChoice, newest
-from oel_engine.config import EVAL_SEED_BASE
 
 from ..follow import POLL_SECONDS
 from ..jobs import STAGE_JOBS

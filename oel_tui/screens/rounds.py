@@ -10,7 +10,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static, TabbedContent, TabPane
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    ProgressBar,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
 from oel_engine.events import MetricsRecorded, Progress, StageFinished, StageStarted
 from oel_engine.metrics import CurvePoint, MetricsLog, PrecisionChoice, parse_record
@@ -153,6 +161,11 @@ class RoundsScreen(Screen):
         name = self.app.settings.run
         if not name:
             self.notify("Choose or create a run on the Start screen first.", severity="warning")
+            return
+        try:  # a run that is not an OEL run (or not there) gets no worker: one line, nothing written
+            self.app.engine.open_run(name, None)
+        except Exception as exc:
+            self.notify(f"Run {name} cannot run rounds: {' '.join(str(exc).split())}", severity="warning")
             return
         busy_with = self.app.jobs.current
         started = self.app.jobs.start(stage, lambda on_event, stop: self.app.run_stage(name, stage, on_event, stop))

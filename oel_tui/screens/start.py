@@ -23,6 +23,7 @@ class StartScreen(Screen):
     BINDINGS = [
         Binding("l", "load_model", "Load model"),
         Binding("n", "new_run", "New run"),
+        Binding("escape", "leave_field", "Leave the field", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -55,8 +56,22 @@ class StartScreen(Screen):
         table = self.query_one("#runs", DataTable)
         table.add_columns("run", "game", "model", "rounds", "games", "last pass rate", "note")
         self.refresh_runs()
-        self.show_run()
+        wanted = self.app.settings.run
+        if wanted and wanted not in self.run_names:  # `oel-tui --run NEW`: offer to create it
+            self.app.settings.run = None
+            self.query_one("#run-name", Input).value = wanted
+            self.show_run(f"Run {wanted} does not exist yet: press Enter to create it (demo preset, "
+                          "with the game and model above).")
+        else:
+            self.show_run()
         self.query_one("#model", Input).value = self.app.settings.model.model
+        # A newcomer (no runs yet, or a new name given) starts by typing the run's name; anyone
+        # else by choosing a run, and keeps 1-5 for the screens (typed into a text field, they
+        # would be part of the text). Tab goes top to bottom either way.
+        if not self.run_names or self.query_one("#run-name", Input).value:
+            self.query_one("#run-name", Input).focus()
+        else:
+            self.query_one("#runs", DataTable).focus()
         if self.app.settings.autoload:
             self.action_load_model()
 
@@ -72,9 +87,20 @@ class StartScreen(Screen):
             table.add_row(r.name, r.game, r.model, str(r.rounds), str(r.episodes), rate, r.problem)
             self.run_names.append(r.name)
 
-    def show_run(self) -> None:
+    def show_run(self, note: str = "") -> None:
         run = self.app.settings.run
-        self.query_one("#run-status", Static).update(f"Current run: {run}" if run else "No run chosen yet.")
+        self.query_one("#run-status", Static).update(
+            note or (f"Current run: {run}" if run else "No run chosen yet: type a name above and press Enter."))
+
+    def action_leave_field(self) -> None:
+        """Out of a text field (where 1-5 and the letters are typed, not keys) onto the run list."""
+        self.query_one("#runs", DataTable).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "run-name":
+            self.action_new_run()
+        elif event.input.id == "model":
+            self.action_load_model()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "game" and event.value is not Select.BLANK:
@@ -113,17 +139,21 @@ class StartScreen(Screen):
 
         name = self.query_one("#run-name", Input).value.strip()
         if not name:
-            self.notify("Type a name for the new run first.", severity="warning")
+            self.show_run("Type a name for the new run first (letters, digits, '.', '_' or '-').")
+            return
+        if name in self.run_names:
+            self.show_run(f"A run named {name} exists already: choose it in the list (Enter) or type another name.")
             return
         try:
             config = build("demo", self.app.settings.game, self.app.settings.model, 2)
             self.app.engine.open_run(name, config)
         except Exception as exc:
-            self.query_one("#run-status", Static).update(f"Cannot create run '{name}': {exc}")
+            self.show_run(f"Cannot create run '{name}': {' '.join(str(exc).split())}")
             return
         self.app.settings.run = name
         self.refresh_runs()
         self.show_run()
+        self.query_one("#runs", DataTable).focus()  # out of the text field, so 1-5 switch screens again
         self.notify(f"Run {name} created (demo preset). Start a round on the Rounds screen (4).")
 
     def on_work_finished(self, message: WorkFinished) -> None:

@@ -39,7 +39,8 @@ async def test_model_that_cannot_load_gives_a_clear_message(tmp_path):
     app = make_app(tmp_path, run=None)
     async with app.run_test(size=(100, 32)) as pilot:
         app.screen.query_one("#model").value = "broken"
-        await pilot.press("l")
+        app.screen.query_one("#model").focus()
+        await pilot.press("enter")  # Enter in the model field loads it
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "cannot load model 'broken'" in str(app.screen.query_one("#model-status").render())

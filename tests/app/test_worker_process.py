@@ -26,6 +26,12 @@ from oel_tui.worker_process import StageProcesses
 FAKE = "tests.support.worker_fakes:CountingEngine"
 
 
+@pytest.fixture(autouse=True)
+def run_folder(tmp_path):
+    """The fake worker's run "r" exists, as a run the app starts a stage for always does."""
+    (tmp_path / "r").mkdir()
+
+
 def units(saves, name="r"):
     path = saves / name / "units.txt"
     return path.read_text().split() if path.exists() else []
@@ -138,7 +144,9 @@ def app_with_worker(tmp_path, grace=5.0):
     from tests.support.fake_engine import FakeEngine
 
     stages = StageProcesses(tmp_path, FAKE, grace=grace)
-    return OelApp(engine=FakeEngine(tmp_path), settings=Settings(game=GameConfig(), run="r"), stages=stages), stages
+    engine = FakeEngine(tmp_path)
+    engine.listed = ["demo", "r"]
+    return OelApp(engine=engine, settings=Settings(game=GameConfig(), run="r"), stages=stages), stages
 
 
 async def start_consolidation(pilot, stages):

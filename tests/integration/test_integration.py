@@ -21,7 +21,7 @@ def smollm():
 
 
 def test_embedded_model_is_cached_as_safetensors(smollm):
-    from oel_engine.model.loader import cache_root
+    from oel_engine.logs import cache_root
 
     folder = cache_root() / "smollm2-135m-instruct"
     assert (folder / "config.json").is_file() and list(folder.glob("*.safetensors"))

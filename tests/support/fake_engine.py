@@ -27,9 +27,12 @@ class FakeEngine:
         self.stage_calls = []
         self.human_games = []  # (run, episode) saved by save_human_game
         self.rounds_done = 0  # finished rounds: each is one more model in Play's picker
+        self.created: list[str] = []  # runs made by open_run(name, config)
+        self.listed = ["demo"]  # the runs the saves folder holds at start
 
     def runs(self):
-        return [RunSummary("demo", self.saves / "demo", "frozenlake", "fake", "today", 3, 1, 0.1)]
+        return [RunSummary(name, self.saves / name, "frozenlake", "fake", "today", 3, 1, 0.1)
+                for name in [*self.listed, *self.created]]
 
     def load_model(self, model, status):
         status("loading...")
@@ -61,6 +64,13 @@ class FakeEngine:
         return AgentMove(f"{'teacher' if agent.teacher else 'round'}: [down]", 3)
 
     def open_run(self, name, config):
+        from oel_engine.errors import OelError
+        from oel_engine.run.store import check_run_name
+
+        if name not in (*self.listed, *self.created):
+            if config is None:
+                raise OelError(f"no run named '{name}' in {self.saves}: start one with `oel loop --run {name}`")
+            self.created.append(check_run_name(name))
         return RunView(name, config or LoopConfig(preset="demo"), MetricsLog.from_dicts(self.metrics), 0)
 
     def run_stage(self, name, stage, on_event, stop):

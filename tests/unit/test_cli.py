@@ -1,6 +1,7 @@
 """The `oel` command as a user runs it (random policy: no model needed)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -69,3 +70,18 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, args, needle):
 def test_runs_with_no_saves(tmp_path):
     res = oel("runs", "--saves", str(tmp_path / "empty"))
     assert res.returncode == 0 and "No runs" in res.stdout
+
+
+def test_library_warnings_go_to_the_log_not_the_screen(tmp_path):
+    """A library's warning during a command lands in $OEL_LOG; the command's output stays clean."""
+    log = tmp_path / "oel.log"
+    code = ("import warnings, sys; sys.argv = ['oel', 'runs', '--saves', sys.argv[1]]\n"
+            "from oel_engine.cli.main import main, app\n"
+            "@app.command('warn-once')\n"
+            "def _w():\n    warnings.warn('`past_key_values` is deprecated', FutureWarning)\n"
+            "sys.argv = ['oel', 'warn-once']\nmain()\n")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         env={**os.environ, "OEL_LOG": str(log)}, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "deprecated" not in res.stdout + res.stderr
+    assert "FutureWarning" in log.read_text() and "past_key_values" in log.read_text()

@@ -13,10 +13,10 @@ from typing import Callable
 
 import torch
 
-from ...games.actions import strip_thinking
 from ...config import SamplingConfig
 from ...errors import OelError
 from ...events import StopFlag
+from ...games.actions import strip_thinking
 from .checks import CHECKS, follows
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.jsonl")
