@@ -39,13 +39,14 @@ def test_held_out_maps_ours_and_the_references():
 def test_a_run_evaluates_on_the_held_out_maps_it_is_set_to(tmp_path, tiny_folder, monkeypatch):
     from dataclasses import replace
 
+    import oel_engine.evaluation.held_out as held_out
     import oel_engine.round.evaluate as evaluate
     from oel_engine.session import Engine
     from tests.support import folder_config
 
     played, probed = [], []
-    real_play, real_states = evaluate.play_episodes, evaluate.start_states
-    monkeypatch.setattr(evaluate, "play_episodes", lambda game, seeds, *a, **k: played.extend(seeds) or real_play(game, seeds, *a, **k))
+    real_play, real_states = held_out.play_episodes, evaluate.start_states
+    monkeypatch.setattr(held_out, "play_episodes", lambda game, seeds, *a, **k: played.extend(seeds) or real_play(game, seeds, *a, **k))
     monkeypatch.setattr(evaluate, "start_states", lambda game, n, held_out: probed.extend(
         s.seed for s in real_states(game, n, held_out)) or real_states(game, n, held_out))
     tiny = folder_config(tiny_folder, rounds=1)

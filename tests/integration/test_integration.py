@@ -85,11 +85,12 @@ async def test_tui_end_to_end_embedded_model_plays(tmp_path):
 
     app = OelApp(engine=LocalEngine(tmp_path), settings=Settings(game=GameConfig()))
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("l")
+        app.screen.query_one("#model").focus()  # a newcomer starts in the run-name field
+        await pilot.press("enter")  # Enter in the model field loads it
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.engine.model_name().startswith("SmolLM2")
-        await pilot.press("2")
+        await pilot.press("escape", "2")  # out of the field: 2 is a key again
         await pilot.press("space")  # taken after the bars' reading if that is still running
         for _ in range(4):
             await app.workers.wait_for_complete()
