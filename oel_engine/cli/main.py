@@ -291,15 +291,7 @@ def evaluate_cmd(
 def _score_answers(path: Path, json_out: bool) -> None:
     from ..session import Engine
 
-    verdicts = Engine.score_answers(path)
-    while True:
-        try:
-            result = next(verdicts)
-        except StopIteration as done:
-            total = done.value
-            break
-        if json_out:
-            print(json.dumps(result), flush=True)
+    total = Engine.score_answers(path, lambda verdict: json_out and print(json.dumps(verdict), flush=True))
     if json_out:
         return
     pct = lambda v: "n/a" if v is None else f"{v:.1%}"

@@ -104,15 +104,15 @@ class StandaloneWork:
                 "mean_response_tokens": round(mean_sd(s.mean_response_tokens for s in scores)[0], 1)}
 
     @staticmethod
-    def score_answers(path: Path):
-        """Judge answers given in a JSON-lines file (no model): yields one verdict per line, then
-        returns the totals (`yield from` gets them)."""
+    def score_answers(path: Path, on_verdict=lambda verdict: None) -> dict:
+        """Judge answers given in a JSON-lines file (no model): `on_verdict` gets each line's
+        verdict as it is judged; returns the totals."""
         from ..evaluation.instructions.score_file import score_lines, summary
 
         results = []
         for result in score_lines(path):
             results.append(result)
-            yield result
+            on_verdict(result)
         return summary(results)
 
     def make_policy(self, kind: str, sampling: SamplingConfig, seed: int, batch_size: int = 32,
