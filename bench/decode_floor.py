@@ -11,6 +11,7 @@ given, llama.cpp (a yardstick only: never a dependency). Prints the CPU first an
 
     python bench/decode_floor.py                     # batch 16 and 64, 64 new tokens
     python bench/decode_floor.py --engines           # and the other engines' tokens/s
+    python bench/decode_floor.py --compare-packing   # and our step on unpacked bf16 weights
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -166,6 +168,8 @@ def main() -> None:
     ap.add_argument("--inference-dtype", default="auto", help="auto (the engine's measured pick), bf16 or float32")
     ap.add_argument("--engines", action="store_true", help="also the naive loop, continuous batching, llama.cpp")
     ap.add_argument("--gguf", type=Path, help="a GGUF of the same weights for llama.cpp (llama-cpp-python)")
+    ap.add_argument("--compare-packing", action="store_true",
+                    help="also time our step with the bf16 copy's weights unpacked (ModelConfig.pack_weights=False)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
@@ -174,8 +178,9 @@ def main() -> None:
     peaks = {"float32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"read bandwidth {read / 1e9:.1f} GB/s (copy {copy / 1e9:.1f}); matmul peak float32 "
           f"{peaks['float32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s", flush=True)
-    lm = load_language_model(ModelConfig(model=args.model, device="cpu", inference_dtype=args.inference_dtype),
-                             status=lambda s: print(s, flush=True))
+    config = ModelConfig(model=args.model, device="cpu", inference_dtype=args.inference_dtype)
+    lm = load_language_model(config, status=lambda s: print(s, flush=True))
+    unpacked = None
     precision = lm.inference_precision.choice
     print(f"sampling precision: {precision} ({lm.inference_precision.reason})", flush=True)
     model = lm.inference_model()
@@ -192,6 +197,14 @@ def main() -> None:
         print(f"batch {batch}: floor {floor * 1e3:.1f} ms ({nbytes / 2**20:.0f} MiB read, {flops / 1e9:.1f} GFLOP), "
               f"our step {step * 1e3:.1f} ms, prefill {prefill:.2f} s", flush=True)
         print(f"decode_fraction_of_floor={floor / step:.3f} (batch {batch}, {precision})", flush=True)
+        if args.compare_packing:
+            if unpacked is None:
+                unpacked = load_language_model(replace(config, pack_weights=False))
+            plain = min(our_step_seconds(unpacked, prompts)[1], our_step_seconds(unpacked, prompts)[1])
+            packed = min(step, our_step_seconds(lm, prompts)[1])
+            row["unpacked_step_ms"] = plain * 1e3
+            print(f"packing: step {packed * 1e3:.1f} ms packed vs {plain * 1e3:.1f} ms plain bf16 weights "
+                  f"(packed_speedup={plain / packed:.2f}x)", flush=True)
         if args.engines:
             row["tokens_per_s"] = speeds = {"ours": ours_tokens_per_second(lm, prompts, args.new_tokens),
                                             "naive_generate": naive_tokens_per_second(lm, prompts, args.new_tokens),

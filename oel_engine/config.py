@@ -71,6 +71,9 @@ class ModelConfig:
     inference_dtype: str = "auto"
     """Sampling and the probe on float32 weights: `auto` (a bf16 copy when this CPU measures bf16
     clearly faster; always on CUDA), `bf16`, or `float32`. Training keeps the loaded weights."""
+    pack_weights: bool = True
+    """On a CPU, give the bf16 copy's linear layers oneDNN-packed weights when that measures
+    faster (bit-identical results; model/packed_linear.py). False keeps plain bf16 weights."""
     thinking: bool = False
     """Qwen3-style thinking switch passed to the chat template (`enable_thinking`)."""
     allow_download: bool = False

@@ -14,6 +14,8 @@ import copy
 
 import torch
 
+from .packed_linear import pack_linears
+
 
 def effective_weights(model) -> dict[str, torch.Tensor]:
     """What `model` computes with, by the plain model's parameter names: for a PEFT-wrapped
@@ -41,13 +43,20 @@ def effective_weights(model) -> dict[str, torch.Tensor]:
 
 
 class InferenceCopy:
-    """A copy of a plain (un-wrapped) model in `dtype`, refreshed from the live weights on demand."""
+    """A copy of a plain (un-wrapped) model in `dtype`, refreshed from the live weights on demand.
+    With `pack`, its bf16 linear layers hold oneDNN-packed weights (packed_linear.py)."""
 
-    def __init__(self, plain_model, dtype: torch.dtype):
+    def __init__(self, plain_model, dtype: torch.dtype, pack: bool = False):
         self.model = copy.deepcopy(plain_model).to(dtype)
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        # a packed layer's weight by the name the parameter list gives it (a tied output head is
+        # listed once, as the input embedding)
+        first_name = {id(p): name for name, p in reversed(list(self.model.named_parameters(remove_duplicate=False)))}
+        weight_names = {name: first_name[id(m.weight)] for name, m in self.model.named_modules()
+                        if isinstance(m, torch.nn.Linear)}
+        self.packed = {name: weight_names[name] for name in pack_linears(self.model)} if pack else {}
         self._key = None
 
     @torch.no_grad()
@@ -63,5 +72,7 @@ class InferenceCopy:
             raise ValueError(f"the bf16 copy has parameters the model does not: {sorted(missing)[:3]}")
         for name, target in params.items():
             target.copy_(weights[name])
+        for name, weight_name in self.packed.items():
+            self.model.get_submodule(name).set_weight(weights[weight_name])
         self._key = key
         return True

@@ -121,7 +121,9 @@ def test_the_bf16_sampling_copy_follows_the_choice(run_with_rounds, tmp_path):
     from transformers import AutoModelForCausalLM
 
     engine = run_with_rounds
-    engine.load_model(ModelConfig(model=engine.report("r").config.model.model, inference_dtype="bf16"))
+    # unpacked, to read the copy's weights by name (test_packed_linear holds packed = unpacked)
+    engine.load_model(ModelConfig(model=engine.report("r").config.model.model, inference_dtype="bf16",
+                                  pack_weights=False))
     for rounds in (2, 0, 1):
         engine.use_agent(AgentChoice("r", rounds))
         copy = dict(engine.lm.inference_model().named_parameters())
