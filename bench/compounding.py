@@ -95,6 +95,28 @@ def per_round(saves: Path, lesson: str, seeds: list[int]) -> dict:
     return out
 
 
+def precision_line(saves: Path, lesson: str, seeds: list[int]) -> str:
+    """Which precision each round trained (autocast) and sampled in, per seed: the engine measures
+    the choice in the running process, so a busy machine can flip it between rounds."""
+    from oel_engine.metrics import PrecisionChoice
+    from oel_engine.report.data import RunData
+
+    parts = []
+    for seed in seeds:
+        path = saves / run_name(lesson, seed)
+        if not path.is_dir():
+            continue
+        chosen: dict = {}
+        for record in RunData.load(path).log.of(PrecisionChoice):
+            chosen.setdefault(record.use, {})[record.round] = record.choice
+        training = "/".join(chosen.get("consolidation", {}).get(r, "?") for r in sorted(chosen.get("consolidation", {})))
+        sampling = sorted(set(chosen.get("sampling", {}).values()))
+        parts.append(f"seed {seed}: consolidation {training or '?'} by round; sampling {'+'.join(sampling) or '?'}")
+    return ("Precision, as each process measured it (a borderline choice on this CPU, so it differs between "
+            "seeds and rounds; `--set model.inference_dtype=...` and `--set consolidation.autocast=...` pin it): "
+            + "; ".join(parts) + ".") if parts else ""
+
+
 def mean_se(values: list[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")
@@ -212,6 +234,8 @@ def section(args) -> str:
             continue
         rows, points = table(lesson, data, args.seeds)
         md += [f"### {lesson}", "", *rows, ""]
+        if line := precision_line(args.saves, lesson, args.seeds):
+            md += [line, ""]
         done = {seed: max(r for (kind, r), by_seed in data.items() if kind == "consolidated" and seed in by_seed)
                 for seed in args.seeds if any(seed in by_seed for (kind, _), by_seed in data.items() if kind == "consolidated")}
         if len(done) < len(args.seeds) or any(last < args.rounds - 1 for last in done.values()):
