@@ -59,15 +59,16 @@ def matmul_peak(dtype: torch.dtype, m: int = 4096, k: int = 576, n: int = 1536) 
     return 2 * m * k * n / best_of(lambda: a @ b)
 
 
-def model_cost(model, batch: int, context: int) -> tuple[int, float]:
-    """Bytes of weights one decode step reads (tied weights once) and its FLOPs at `batch` rows
-    over `context` cached positions (linear layers and attention scores/values)."""
-    seen, nbytes, linear = set(), 0, 0
+def model_cost(model, batch: int, context: int, element_bytes: int) -> tuple[int, float]:
+    """Bytes of weights one decode step reads at `element_bytes` per weight (tied weights once)
+    and its FLOPs at `batch` rows over `context` cached positions (linear layers and attention
+    scores/values). `model` is the plain model (the master weights), whatever layout sampling uses."""
+    seen, count, linear = set(), 0, 0
     for p in model.parameters():
         if p.data_ptr() in seen:
             continue
         seen.add(p.data_ptr())
-        nbytes += p.numel() * p.element_size()
+        count += p.numel()
         if p.dim() == 2:
             linear += p.numel()
     embed = model.get_input_embeddings().weight
@@ -78,7 +79,7 @@ def model_cost(model, batch: int, context: int) -> tuple[int, float]:
     heads = cfg.num_attention_heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
     attention = 2 * 2 * cfg.num_hidden_layers * heads * head_dim * context
-    return nbytes, batch * (2 * flops_params + attention)
+    return count * element_bytes, batch * (2 * flops_params + attention)
 
 
 def first_turn_prompts(lm, count: int) -> list[list[int]]:
@@ -189,7 +190,7 @@ def main() -> None:
     for batch in args.batches:
         prompts = first_turn_prompts(lm, batch)
         context = max(map(len, prompts)) + args.new_tokens // 2
-        nbytes, flops = model_cost(model, batch, context)
+        nbytes, flops = model_cost(lm.model, batch, context, 2 if precision == "bf16" else 4)
         floor = max(nbytes / read, flops / peaks[precision])
         prefill, step = our_step_seconds(lm, prompts)
         row = {"floor_ms": floor * 1e3, "weights_mb": nbytes / 2**20, "gflop": flops / 1e9, "step_ms": step * 1e3,
