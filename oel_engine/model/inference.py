@@ -51,13 +51,16 @@ class InferenceCopy:
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        # a packed layer's weight by the name the parameter list gives it (a tied output head is
-        # listed once, as the input embedding)
+        self.packed = self._pack() if pack else {}
+        self._key = None
+
+    def _pack(self) -> dict[str, str]:
+        """Pack the linear layers; returns each one's weight by the name the parameter list gives
+        it (a tied output head is listed once, as the input embedding)."""
         first_name = {id(p): name for name, p in reversed(list(self.model.named_parameters(remove_duplicate=False)))}
         weight_names = {name: first_name[id(m.weight)] for name, m in self.model.named_modules()
                         if isinstance(m, torch.nn.Linear)}
-        self.packed = {name: weight_names[name] for name in pack_linears(self.model)} if pack else {}
-        self._key = None
+        return {name: weight_names[name] for name in pack_linears(self.model)}
 
     @torch.no_grad()
     def refresh(self, source, key) -> bool:

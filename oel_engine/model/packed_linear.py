@@ -3,9 +3,10 @@
 A decode step multiplies a few rows by every weight matrix once, so it is bound by reading the
 weights. `torch.nn.functional.linear` on bf16 weights hands oneDNN a plain [out, in] matrix,
 which it re-blocks on every call; packing the matrix once (the layout Inductor's weight
-freezing uses) skips that. On the AMX Xeon here a packed decode-step linear ran 1.2-4x a plain
-one, with bit-identical results (both are oneDNN's bf16 kernels; tests/engine/test_packed_linear.py
-holds them equal). Used only on the bf16 inference copy and only where it measures faster
+freezing uses) skips that. On the idle AMX Xeon here a packed decode-step linear ran 1.2-1.3x a
+plain one and a whole batch-16 step 1.03x (the rest of the step is attention and small ops), with
+bit-identical results (both are oneDNN's bf16 kernels; tests/engine/test_packed_linear.py holds them
+equal). Used only on the bf16 inference copy and only where it measures faster
 (`measure_packing`); the master weights and training never see it.
 """
 
@@ -16,6 +17,8 @@ import time
 
 import torch
 from torch import nn
+
+from .precision import interleaved_best
 
 ROWS_HINT = 16  # the decode batch the layout is chosen for; any row count runs on it
 CLEARLY_FASTER = 1.1  # packing must beat the plain bf16 linear by this factor to be used
@@ -36,12 +39,11 @@ class PackedLinear(nn.Module):
     """`nn.Linear` in bf16 over a packed weight. The plain weight is not kept (it would double the
     copy's memory): `set_weight` repacks from a new one."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
         super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.register_buffer("packed", pack_weight(linear.weight), persistent=False)
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(torch.bfloat16),
-                                                                 requires_grad=False)
+        self.out_features, self.in_features = weight.shape
+        self.register_buffer("packed", pack_weight(weight), persistent=False)
+        self.bias = None if bias is None else nn.Parameter(bias.detach().to(torch.bfloat16), requires_grad=False)
 
     @torch.no_grad()
     def set_weight(self, weight: torch.Tensor) -> None:
@@ -61,32 +63,31 @@ def pack_linears(model: nn.Module) -> list[str]:
     for name in names:
         owner_name, _, leaf = name.rpartition(".")
         owner = model.get_submodule(owner_name) if owner_name else model
-        setattr(owner, leaf, PackedLinear(getattr(owner, leaf)))
+        linear = getattr(owner, leaf)
+        setattr(owner, leaf, PackedLinear(linear.weight, linear.bias))
     return names
-
-
-def _best_of(fn, tries: int = 5) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(tries):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 @functools.lru_cache(maxsize=None)
 def measure_packing(hidden: int = 576, inter: int = 1536) -> float:
     """How many times faster a packed bf16 decode-step linear runs than a plain one on this CPU
-    (alternating tries, fastest of each; 0.0 where packing is unavailable or fails)."""
+    (interleaved tries, fastest of each, as precision.py times bf16; 0.0 where packing is
+    unavailable or fails)."""
     if not packing_available():
         return 0.0
     weights = [torch.randn(inter, hidden).to(torch.bfloat16) for _ in range(8)]  # more than the caches hold
     x = torch.randn(ROWS_HINT, hidden).to(torch.bfloat16)
     try:
-        packed = [PackedLinear(_linear(w)) for w in weights]
+        packed = [PackedLinear(w) for w in weights]
     except RuntimeError:
         return 0.0
+
+    def timed(run) -> float:
+        started = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(4):
+                run()
+        return time.perf_counter() - started
 
     def plain():
         for w in weights:
@@ -96,15 +97,5 @@ def measure_packing(hidden: int = 576, inter: int = 1536) -> float:
         for layer in packed:
             layer(x)
 
-    with torch.no_grad():
-        plain_s, packed_s = [], []
-        for _ in range(3):
-            plain_s.append(_best_of(plain))
-            packed_s.append(_best_of(fast))
-    return min(plain_s) / min(packed_s)
-
-
-def _linear(weight: torch.Tensor) -> nn.Linear:
-    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False, dtype=weight.dtype)
-    layer.weight.data = weight
-    return layer
+    plain_seconds, packed_seconds = interleaved_best(lambda: timed(plain), lambda: timed(fast))
+    return plain_seconds / packed_seconds

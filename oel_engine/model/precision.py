@@ -42,7 +42,7 @@ def cpu_description() -> str:
     return f"{cpu_name()}, {os.cpu_count()} cores, flags: {' '.join(wanted) or 'none of avx2/avx512/amx'}"
 
 
-def _interleaved_best(time_fp32, time_bf16) -> tuple[float, float]:
+def interleaved_best(time_fp32, time_bf16) -> tuple[float, float]:
     """Best of five for each, the two interleaved so that a burst of other work on the CPU hits
     both alike (timing all float32 tries first once let a busy moment pick bf16 on a CPU where
     it runs 10x slower); a bf16 far slower than float32 is not tried again (the slow path)."""
@@ -69,8 +69,8 @@ def _time_step(autocast: bool) -> float:
 
 @functools.lru_cache(maxsize=None)
 def measure_cpu_bf16() -> PrecisionChoice:
-    """float32 vs bf16 autocast for one matmul and its backward (`_interleaved_best`)."""
-    fp32, bf16 = _interleaved_best(lambda: _time_step(False), lambda: _time_step(True))
+    """float32 vs bf16 autocast for one matmul and its backward (`interleaved_best`)."""
+    fp32, bf16 = interleaved_best(lambda: _time_step(False), lambda: _time_step(True))
     choice = "bf16" if fp32 / bf16 >= CLEARLY_FASTER else "float32"
     reason = f"measured: bf16 autocast {fp32 / bf16:.2f}x float32 speed on this CPU"
     return PrecisionChoice(device="cpu", cpu=cpu_name(), choice=choice, reason=reason,
@@ -107,10 +107,10 @@ def _time_linear(dtype) -> float:
 @functools.lru_cache(maxsize=None)
 def measure_cpu_bf16_inference() -> PrecisionChoice:
     """float32 vs bf16 weights for a decode-step linear (no autocast: the weights are bf16
-    already; `_interleaved_best`); bf16 only when it is clearly faster."""
+    already; `interleaved_best`); bf16 only when it is clearly faster."""
     import torch
 
-    fp32, bf16 = _interleaved_best(lambda: _time_linear(torch.float32), lambda: _time_linear(torch.bfloat16))
+    fp32, bf16 = interleaved_best(lambda: _time_linear(torch.float32), lambda: _time_linear(torch.bfloat16))
     choice = "bf16" if fp32 / bf16 >= INFERENCE_CLEARLY_FASTER else "float32"
     reason = f"measured: bf16 weights {fp32 / bf16:.2f}x float32 speed for sampling on this CPU"
     return PrecisionChoice(device="cpu", cpu=cpu_name(), choice=choice, reason=reason,

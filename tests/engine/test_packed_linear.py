@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not packing_available(), reason="this torch buil
 def test_a_packed_linear_computes_exactly_what_the_plain_bf16_one_does(rows):
     torch.manual_seed(rows)
     plain = nn.Linear(96, 200, bias=True).to(torch.bfloat16)
-    packed = PackedLinear(plain)
+    packed = PackedLinear(plain.weight, plain.bias)
     for x in (torch.randn(rows, 96).bfloat16(), torch.randn(2, rows, 96).bfloat16()):
         assert torch.equal(packed(x), plain(x))
 
