@@ -89,7 +89,7 @@ def test_the_app_in_a_browser_creates_a_run_and_plays(tmp_path, tiny_folder):
     with served_app(saves, model) as url, browser_tab(url) as tab:
         tab.wait_for_text("Runs (Enter selects one to resume)", "new run name", "Create (n)")
         mark = tab.keys("browser-demo", "Enter")
-        tab.wait_for_text("browser-demo", since=mark)
+        tab.wait_for_text("Run browser-demo created", since=mark)  # the app's word, not the typed name's echo
         assert summarize_run(saves / "browser-demo").problem == ""  # a real run, written by the tab's app
         mark = tab.keys("2")
         tab.wait_for_text("Agent: base model", "turn 1 of", "Map seed 0", since=mark)
