@@ -45,7 +45,7 @@ def serve_in_browser(args) -> None:
     from .serve import DEFAULT_HOST, DEFAULT_PORT, app_command, exposure_warning, serve
 
     host = args.host or DEFAULT_HOST
-    port = args.port or DEFAULT_PORT
+    port = DEFAULT_PORT if args.port is None else args.port  # `--port 0` is an error, not the default
     if not 0 < port < 65536:
         raise SystemExit(f"oel-tui: --port {port} is not a port (1-65535)")
     warning = exposure_warning(host, port)

@@ -1,6 +1,6 @@
 """`oel-tui --serve`: the same app in a browser, through textual-serve.
 
-textual-serve runs a small web server; every browser tab that presses Start gets its own app
+textual-serve runs a small web server; every browser tab that opens the page gets its own app
 process (the command below), all of them on the same saves folder. There is no authentication:
 whoever reaches the address can run the app and write runs, so the default address is loopback
 and any other address is served only after a warning.

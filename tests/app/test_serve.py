@@ -47,6 +47,11 @@ def test_host_and_port_without_serve_is_a_usage_error():
     assert result.returncode == 2 and "--host and --port go with --serve" in result.stderr
 
 
+def test_port_zero_is_refused_not_replaced_by_the_default(tmp_path):
+    result = oel_tui("--serve", "--port", "0", "--saves", str(tmp_path))
+    assert result.returncode == 1 and "--port 0 is not a port" in result.stderr
+
+
 def test_a_taken_port_is_one_line_not_a_traceback(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
