@@ -11,7 +11,7 @@ given, llama.cpp (a yardstick only: never a dependency). Prints the CPU first an
 
     python bench/decode_floor.py                     # batch 16 and 64, 64 new tokens
     python bench/decode_floor.py --engines           # and the other engines' tokens/s
-    python bench/decode_floor.py --compare-packing   # and our step on unpacked bf16 weights
+    python bench/decode_floor.py --compare forward unpacked   # and our step without this or that
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ from oel_engine.games import make_game
 from oel_engine.model.loader import load_language_model
 from oel_engine.model.precision import cpu_description
 from oel_engine.play.prompts import turn_messages
+
+# Our step without one of its speed-ups: ModelConfig changes, and what the baseline is.
+BASELINES = {
+    "forward": ({"fast_decode": False}, "the model's own forward, q/k/v and gate/up unfused (fast_decode=False)"),
+    "unpacked": ({"pack_weights": False}, "the bf16 copy's weights not packed for oneDNN (pack_weights=False)"),
+}
 
 
 def best_of(fn, repeats: int = 5) -> float:
@@ -108,7 +114,7 @@ def our_step_seconds(lm, prompts: list[list[int]], steps: int = 32) -> tuple[flo
             t0 = time.perf_counter()
             tokens = logits.argmax(-1)
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            logits = gen._forward(tokens[:, None], mask, next_pos, cache)
+            logits = gen.decode_one(tokens, mask, next_pos, cache)
             next_pos = next_pos + 1
             times.append(time.perf_counter() - t0)
     return prefill, statistics.median(times[2:])
@@ -169,8 +175,9 @@ def main() -> None:
     ap.add_argument("--inference-dtype", default="auto", help="auto (the engine's measured pick), bf16 or float32")
     ap.add_argument("--engines", action="store_true", help="also the naive loop, continuous batching, llama.cpp")
     ap.add_argument("--gguf", type=Path, help="a GGUF of the same weights for llama.cpp (llama-cpp-python)")
-    ap.add_argument("--compare-packing", action="store_true",
-                    help="also time our step with the bf16 copy's weights unpacked (ModelConfig.pack_weights=False)")
+    ap.add_argument("--compare", nargs="+", choices=sorted(BASELINES), default=[],
+                    help="also time our step as it runs without one speed-up, in this process: "
+                         + "; ".join(f"{k}: {v[1]}" for k, v in BASELINES.items()))
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
@@ -181,10 +188,9 @@ def main() -> None:
           f"{peaks['float32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s", flush=True)
     config = ModelConfig(model=args.model, device="cpu", inference_dtype=args.inference_dtype)
     lm = load_language_model(config, status=lambda s: print(s, flush=True))
-    unpacked = None
+    baselines = {}
     precision = lm.inference_precision.choice
     print(f"sampling precision: {precision} ({lm.inference_precision.reason})", flush=True)
-    model = lm.inference_model()
     figures = {"cpu": cpu_description(), "read_gbps": read / 1e9, "peaks_gflops": {k: v / 1e9 for k, v in peaks.items()},
                "precision": precision, "batches": {}}
     for batch in args.batches:
@@ -198,14 +204,14 @@ def main() -> None:
         print(f"batch {batch}: floor {floor * 1e3:.1f} ms ({nbytes / 2**20:.0f} MiB read, {flops / 1e9:.1f} GFLOP), "
               f"our step {step * 1e3:.1f} ms, prefill {prefill:.2f} s", flush=True)
         print(f"decode_fraction_of_floor={floor / step:.3f} (batch {batch}, {precision})", flush=True)
-        if args.compare_packing:
-            if unpacked is None:
-                unpacked = load_language_model(replace(config, pack_weights=False))
-            plain = min(our_step_seconds(unpacked, prompts)[1], our_step_seconds(unpacked, prompts)[1])
-            packed = min(step, our_step_seconds(lm, prompts)[1])
-            row["unpacked_step_ms"] = plain * 1e3
-            print(f"packing: step {packed * 1e3:.1f} ms packed vs {plain * 1e3:.1f} ms plain bf16 weights "
-                  f"(packed_speedup={plain / packed:.2f}x)", flush=True)
+        for name in args.compare:
+            if name not in baselines:
+                baselines[name] = load_language_model(replace(config, **BASELINES[name][0]))
+            theirs = min(our_step_seconds(baselines[name], prompts)[1] for _ in range(2))
+            ours = min(step, our_step_seconds(lm, prompts)[1])
+            row[f"{name}_step_ms"] = theirs * 1e3
+            print(f"{name}: step {theirs * 1e3:.1f} ms vs ours {ours * 1e3:.1f} ms "
+                  f"(speedup_over_{name}={theirs / ours:.2f}x)", flush=True)
         if args.engines:
             row["tokens_per_s"] = speeds = {"ours": ours_tokens_per_second(lm, prompts, args.new_tokens),
                                             "naive_generate": naive_tokens_per_second(lm, prompts, args.new_tokens),

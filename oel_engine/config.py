@@ -74,6 +74,10 @@ class ModelConfig:
     pack_weights: bool = True
     """On a CPU, give the bf16 copy's linear layers oneDNN-packed weights when that measures
     faster (bit-identical results; model/packed_linear.py). False keeps plain bf16 weights."""
+    fast_decode: bool = True
+    """Decode steps of Llama-family models on a CPU skip transformers' per-call machinery
+    (model/decode_step.py, bit-identical logits), and the bf16 copy runs q/k/v and gate/up as one
+    matmul each (model/fused_projections.py). False runs the model's own forward (to compare)."""
     thinking: bool = False
     """Qwen3-style thinking switch passed to the chat template (`enable_thinking`)."""
     allow_download: bool = False

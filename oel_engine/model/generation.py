@@ -18,6 +18,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from ..config import SamplingConfig
+from .decode_step import decode_step_for
 from .kv_cache import (
     BufferCache,
     BufferLayer,
@@ -79,13 +80,17 @@ class BatchGenerator:
     `prefix_cache_mb` bounds the memory kept for prefix reuse between calls (0 turns reuse off;
     every prompt is then prefilled in full, still batched). `weights()`, when given, returns the
     model to run at the start of each call (it may reset the cache, so it is asked first).
+    `fast_decode` runs decode steps through decode_step.py where the model allows it.
     """
 
     def __init__(self, model, tokenizer, eos_token_ids: Sequence[int], prefix_cache_mb: int = 2048,
-                 weights: Callable[[], object] | None = None):
+                 weights: Callable[[], object] | None = None, fast_decode: bool = True):
         self.model = model
         self.weights = weights  # returns the model to run (e.g. a bf16 copy); default: `model`
         self._active = model
+        self.fast_decode = fast_decode
+        self._step = None  # the active model's DecodeStep, or None: its forward decodes
+        self.decode_path = ""  # which path the last call decoded with, and why
         self.tokenizer = tokenizer
         self.eos_ids = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos_ids[0])
@@ -146,6 +151,9 @@ class BatchGenerator:
         """Pick the model to run (asked first: it may reset the cache), refresh the prefixes the
         batch shares, and lay the batch out over the best cached prefix of each row."""
         self._active = self.weights() if self.weights is not None else self.model
+        # looked up per call, not cached: LoRA may have been injected into the same model object
+        self._step, why = decode_step_for(self._active) if self.fast_decode else (None, "fast_decode is off")
+        self.decode_path = "decode_step" if self._step is not None else f"forward ({why})"
         if self.store.enabled:
             self._refresh_root(prompts)
             self._refresh_groups(prompts, keys)
@@ -297,9 +305,15 @@ class BatchGenerator:
                 cache.batch_select_indices(keep)
                 rows, tokens, mask, next_pos, alive = rows[keep], tokens[keep], mask[keep], next_pos[keep], alive[keep]
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            logits = self._forward(tokens[:, None], mask, next_pos, cache)
+            logits = self.decode_one(tokens, mask, next_pos, cache)
             next_pos = next_pos + 1
         return [(ids, done) for ids, done in zip(outputs, finished)]
+
+    def decode_one(self, tokens, mask, positions, cache) -> torch.Tensor:
+        """[B, vocab] logits after one more token per row (`tokens` [B], `positions` [B, 1])."""
+        if self._step is not None:
+            return self._step(tokens, positions, mask, cache)
+        return self._forward(tokens[:, None], mask, positions, cache)
 
 
 def _row_entry(tokens, cache: BufferCache, mask, i: int) -> PrefixEntry:

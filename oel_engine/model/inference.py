@@ -14,6 +14,7 @@ import copy
 
 import torch
 
+from .fused_projections import fuse_projections
 from .packed_linear import pack_linears
 
 
@@ -44,13 +45,18 @@ def effective_weights(model) -> dict[str, torch.Tensor]:
 
 class InferenceCopy:
     """A copy of a plain (un-wrapped) model in `dtype`, refreshed from the live weights on demand.
-    With `pack`, its bf16 linear layers hold oneDNN-packed weights (packed_linear.py)."""
+    With `fuse`, each attention's q/k/v and each MLP's gate/up run as one matmul
+    (fused_projections.py); with `pack`, its bf16 linear layers hold oneDNN-packed weights
+    (packed_linear.py)."""
 
-    def __init__(self, plain_model, dtype: torch.dtype, pack: bool = False):
+    def __init__(self, plain_model, dtype: torch.dtype, pack: bool = False, fuse: bool = False):
         self.model = copy.deepcopy(plain_model).to(dtype)
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        # modules whose weights are rebuilt from the source's rather than copied parameter by
+        # parameter: fused module -> the modules it stands for; packed module -> its weight's name
+        self.fused = fuse_projections(self.model, pack) if fuse else {}
         self.packed = self._pack() if pack else {}
         self._key = None
 
@@ -69,12 +75,18 @@ class InferenceCopy:
         if key == self._key:
             return False
         weights = effective_weights(source)
-        params = dict(self.model.named_parameters())
+        fused_prefixes = tuple(f"{name}." for name in self.fused)
+        params = {name: p for name, p in self.model.named_parameters() if not name.startswith(fused_prefixes)}
         missing = set(params) - set(weights)
         if missing:
             raise ValueError(f"the bf16 copy has parameters the model does not: {sorted(missing)[:3]}")
         for name, target in params.items():
             target.copy_(weights[name])
+        for name, parts in self.fused.items():
+            biases = [weights.get(f"{part}.bias") for part in parts]
+            self.model.get_submodule(name).set_weight(
+                torch.cat([weights[f"{part}.weight"] for part in parts]),
+                None if biases[0] is None else torch.cat(biases))
         for name, weight_name in self.packed.items():
             self.model.get_submodule(name).set_weight(weights[weight_name])
         self._key = key

@@ -28,7 +28,7 @@ class LanguageModel:
         self.config = config or ModelConfig()
         self.load_seconds = 0.0
         self.generator = BatchGenerator(model, tokenizer, self.eos_token_ids(), self.config.prefix_cache_mb,
-                                        weights=self.inference_model)
+                                        weights=self.inference_model, fast_decode=self.config.fast_decode)
         # Sampling and probing may run on a bf16 copy (measured faster on this CPU); training and
         # merges keep the loaded weights. The version says when the copy is stale.
         self.weights_version = 0
@@ -37,12 +37,13 @@ class LanguageModel:
         self._copy = None
         if self.inference_precision.choice == "bf16":
             pack = self.device.type == "cpu" and self.config.pack_weights and packing_pays()
-            self._copy = InferenceCopy(model, torch.bfloat16, pack=pack)
-            if pack:
+            self._copy = InferenceCopy(model, torch.bfloat16, pack=pack, fuse=self.config.fast_decode)
+            notes = [f"weights packed for oneDNN (measured {measure_packing():.2f}x a plain bf16 linear)"] if pack else []
+            if self.config.fast_decode:
+                notes.append("q/k/v and gate/up fused")
+            if notes:
                 self.inference_precision = replace(
-                    self.inference_precision,
-                    reason=f"{self.inference_precision.reason}; weights packed for oneDNN "
-                           f"(measured {measure_packing():.2f}x a plain bf16 linear)")
+                    self.inference_precision, reason="; ".join([self.inference_precision.reason, *notes]))
         # What the weights hold beyond the base: (run folder, rounds merged). A run's rounds
         # merge on top of each other, so whoever prepares a policy must know this, not assume
         # base weights (the app keeps one model across stages and runs).

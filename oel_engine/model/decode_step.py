@@ -1,0 +1,149 @@
+"""One decode step of a Llama-family model without transformers' per-call machinery.
+
+A decode step feeds one token per row through every layer. transformers' forward does this
+through ~8,000 small tensor ops per step for SmolLM2 (mask building, module hooks, keyword
+plumbing, position embeddings per layer, separate q/k/v and gate/up projections); on a CPU that
+bookkeeping cost as much as the weights' matmuls. This step calls the same modules and the same
+kernels in the same order (RMSNorm as transformers writes it, rotary embeddings from the model's
+own module, SDPA with the key/value heads packed as transformers packs them for one query), so
+its logits are bit-identical to the model's forward on the same cache (tests hold it), but once
+per layer and with q and k rotated together. Projections the inference copy fused into one
+matmul (fused_projections.py) are read with one call.
+
+Used for plain CPU models of the families below with no LoRA layers and no sliding-window
+attention (`decode_step_for` says why not otherwise, and generation falls back to the forward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .fused_projections import fused_parts
+
+# Decoder layers that are exactly: RMSNorm, q/k/v projections (with an optional per-head RMSNorm
+# of q and k), rotary embeddings, attention, o projection, residual, RMSNorm, gated MLP, residual.
+FAMILIES = {"llama", "mistral", "qwen2", "qwen3"}
+
+
+def rms_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """transformers' LlamaRMSNorm.forward, op for op (the roundings must match)."""
+    dtype = x.dtype
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+    return norm.weight * h.to(dtype)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """transformers' apply_rotary_pos_emb for one tensor."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+
+
+@dataclass
+class _Layer:
+    norm_in: nn.Module
+    qkv: nn.Module | None  # one fused projection, or None: q, k, v separately
+    q: nn.Module
+    k: nn.Module
+    v: nn.Module
+    q_norm: nn.Module | None
+    k_norm: nn.Module | None
+    o: nn.Module
+    norm_post: nn.Module
+    gate_up: nn.Module | None
+    gate: nn.Module
+    up: nn.Module
+    down: nn.Module
+    act: nn.Module
+
+
+def decode_step_for(model) -> tuple["DecodeStep | None", str]:
+    """(a DecodeStep over `model`, "") or (None, why the model's own forward must run)."""
+    config = getattr(model, "config", None)
+    family = getattr(config, "model_type", None)
+    if family not in FAMILIES:
+        return None, f"model type {family!r} is not one of {sorted(FAMILIES)}"
+    if next(model.parameters()).device.type != "cpu":
+        return None, "the decode step is measured and tested on CPUs only"
+    if any(hasattr(m, "lora_A") for m in model.modules()):
+        return None, "LoRA layers compute base and adapter apart; the forward keeps that order"
+    if getattr(config, "_attn_implementation", "sdpa") != "sdpa":
+        return None, f"attention implementation {config._attn_implementation!r} is not SDPA"
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        return None, "sliding-window attention"
+    if getattr(config, "hidden_act", "silu") != "silu" or getattr(config, "pretraining_tp", 1) != 1:
+        return None, "an activation or tensor-parallel split the step does not reproduce"
+    return DecodeStep(model), ""
+
+
+class DecodeStep:
+    """Logits for one new token per row, the cache updated in place (`BufferCache`)."""
+
+    def __init__(self, model):
+        inner = model.model
+        self.embed = inner.embed_tokens
+        self.rotary = inner.rotary_emb
+        self.norm = inner.norm
+        self.head = model.lm_head
+        config = model.config
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.scale = self.head_dim**-0.5
+        self.layers = []
+        for layer in inner.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            self.layers.append(_Layer(
+                norm_in=layer.input_layernorm, qkv=fused_parts(attn.q_proj, attn.k_proj, attn.v_proj),
+                q=attn.q_proj, k=attn.k_proj, v=attn.v_proj,
+                q_norm=getattr(attn, "q_norm", None), k_norm=getattr(attn, "k_norm", None), o=attn.o_proj,
+                norm_post=layer.post_attention_layernorm, gate_up=fused_parts(mlp.gate_proj, mlp.up_proj),
+                gate=mlp.gate_proj, up=mlp.up_proj, down=mlp.down_proj, act=mlp.act_fn))
+
+    @torch.no_grad()
+    def __call__(self, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, cache) -> torch.Tensor:
+        """tokens [B], positions [B, 1], mask [B, cached + 1] (1 = attend), cache: the BufferCache
+        the prompt was prefilled into. Returns [B, vocab] logits in the model's dtype."""
+        batch = tokens.shape[0]
+        heads, kv_heads, dim = self.heads, self.kv_heads, self.head_dim
+        h = self.embed(tokens)
+        cos, sin = self.rotary(h, positions)  # [B, 1, dim]: broadcast over the heads
+        # transformers drops the mask when no row has padding and lets SDPA expand the key/value
+        # heads itself; with padding it packs the query heads under their key/value head
+        attend = None if bool(mask.all()) else mask.bool()[:, None, None, :]
+        q_size, kv_size = heads * dim, kv_heads * dim
+        for layer, cached in zip(self.layers, cache.layers):
+            x = rms_norm(layer.norm_in, h)
+            if layer.qkv is not None:
+                qkv = layer.qkv(x)
+                q, k, v = qkv[:, :q_size], qkv[:, q_size : q_size + kv_size], qkv[:, q_size + kv_size :]
+            else:
+                q, k, v = layer.q(x), layer.k(x), layer.v(x)
+            if layer.q_norm is None and layer.qkv is not None:  # q and k rotated in one go
+                qk = rotate(qkv[:, : q_size + kv_size].view(batch, heads + kv_heads, dim), cos, sin)
+                q, k = qk[:, :heads], qk[:, heads:]
+            else:
+                q, k = q.view(batch, heads, dim), k.view(batch, kv_heads, dim)
+                if layer.q_norm is not None:
+                    q, k = rms_norm(layer.q_norm, q), rms_norm(layer.k_norm, k)
+                q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+            keys, values = cached.update(k[:, :, None], v.view(batch, kv_heads, 1, dim))
+            if attend is None:
+                out = torch.nn.functional.scaled_dot_product_attention(
+                    q[:, :, None], keys, values, scale=self.scale, enable_gqa=heads != kv_heads)
+            else:
+                out = torch.nn.functional.scaled_dot_product_attention(
+                    q.reshape(batch, kv_heads, heads // kv_heads, dim), keys, values, attn_mask=attend, scale=self.scale)
+            h = h + layer.o(out.reshape(batch, q_size))
+            x = rms_norm(layer.norm_post, h)
+            if layer.gate_up is not None:
+                gate_up = layer.gate_up(x)
+                inner = gate_up.shape[-1] // 2
+                x = layer.act(gate_up[:, :inner]) * gate_up[:, inner:]
+            else:
+                x = layer.act(layer.gate(x)) * layer.up(x)
+            h = h + layer.down(x)
+        return self.head(rms_norm(self.norm, h))
