@@ -118,7 +118,8 @@ class RunSession:
         edit records, which override the snapshots they edit."""
         if item.run == FILE_RUN:
             raise OelError(f"this item comes from the experience file {item.episode_id}: edit that file, not the run")
-        text = one_line(text)
+        if text != item.text:  # a person's rewrite is one line; an item disabled as it is keeps its text
+            text = one_line(text)
         art = self.art
         records = art.experience.snapshot_records(item.round)
         steps = sorted(n for (r, k, n) in records if k == item.run)
