@@ -66,12 +66,25 @@ def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator=None) -> to
         probs = logits.softmax(-1)
         drop = probs.cumsum(-1) - probs > cfg.top_p  # keep the token that crosses top_p
         logits = logits.masked_fill(drop, float("-inf"))
-    probs = logits.softmax(-1)
-    if isinstance(generator, (list, tuple)):  # one stream per row: a row's draws ignore its batch mates
-        picked = torch.cat([torch.multinomial(probs[i : i + 1], 1, generator=g) for i, g in enumerate(generator)])
-    else:
-        picked = torch.multinomial(probs, 1, generator=generator)
+    picked = draw(logits.softmax(-1), generator)
     return picked.squeeze(-1) if ids is None else ids.gather(-1, picked).squeeze(-1)
+
+
+def draw(probs: torch.Tensor, generator=None) -> torch.Tensor:
+    """One column per row of [B, V] probabilities, [B, 1], by inverting the cumulative sum at one
+    uniform draw per row. torch.multinomial draws an exponential for every column instead: at
+    batch 32 over a 49k vocabulary that was 13.7 ms of a 67 ms decode step here. `generator` is
+    one torch.Generator for the batch, or one per row (a row's draw then ignores its batch mates)."""
+    if isinstance(generator, (list, tuple)):
+        u = torch.cat([torch.rand(1, generator=g, device=probs.device) for g in generator])
+    else:
+        u = torch.rand(probs.shape[0], generator=generator, device=probs.device)
+    cdf = probs.cumsum(-1)
+    total = cdf[:, -1:]
+    # strictly below the total, so the first column whose cumulative sum exceeds it exists and has
+    # a probability above zero (a filtered-out column adds nothing, so it is never the first)
+    target = torch.minimum(u[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, target, right=True)
 
 
 class BatchGenerator:

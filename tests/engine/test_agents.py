@@ -121,9 +121,10 @@ def test_the_bf16_sampling_copy_follows_the_choice(run_with_rounds, tmp_path):
     from transformers import AutoModelForCausalLM
 
     engine = run_with_rounds
-    # unpacked, to read the copy's weights by name (test_packed_linear holds packed = unpacked)
+    # unpacked and unfused, to read the copy's weights by name (test_packed_linear holds packed =
+    # unpacked, test_decode_step fused = unfused)
     engine.load_model(ModelConfig(model=engine.report("r").config.model.model, inference_dtype="bf16",
-                                  pack_weights=False))
+                                  pack_weights=False, fast_decode=False))
     for rounds in (2, 0, 1):
         engine.use_agent(AgentChoice("r", rounds))
         copy = dict(engine.lm.inference_model().named_parameters())

@@ -122,3 +122,25 @@ def test_generation_and_scoring_pass_the_cache_as_the_installed_transformers_ask
         response_logits(tiny_lm.model, [ids + [5, 6]], [2], tiny_lm.generator.pad_id, tiny_lm.device, prefix)
     deprecated = [str(w.message) for w in caught if "past_key_values" in str(w.message)]
     assert not deprecated, deprecated
+
+
+def test_draws_follow_the_probabilities_per_row_and_never_pick_a_filtered_token(monkeypatch):
+    from oel_engine.model.generation import draw
+
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0], [0.1, 0.2, 0.3, 0.4, 0.0]])
+    counts = torch.zeros_like(probs)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(4000):
+        counts[torch.arange(3), draw(probs, g).squeeze(-1)] += 1
+    assert torch.all(counts[probs == 0] == 0)
+    assert torch.allclose(counts / 4000, probs, atol=0.03)
+    # one stream per row: a row draws the same whatever rows come with it
+    batch_streams = [torch.Generator().manual_seed(10 + i) for i in range(3)]
+    row_streams = [torch.Generator().manual_seed(10 + i) for i in range(3)]
+    together = [draw(probs, batch_streams).squeeze(-1).tolist() for _ in range(20)]
+    alone = [[int(draw(probs[i : i + 1], [row_streams[i]])) for i in range(3)] for _ in range(20)]
+    assert together == alone
+    # a draw whose product with the total rounds up to the total still lands on a column with
+    # probability (not past the end, not on the filtered-out tail)
+    monkeypatch.setattr(torch, "rand", lambda *a, **k: torch.tensor([1.0]))
+    assert int(draw(torch.tensor([[0.25, 0.75, 0.0, 0.0]]))) == 1
