@@ -9,6 +9,7 @@ from typing import Hashable, Iterator, Sequence
 import torch
 
 from ..config import ModelConfig, SamplingConfig
+from .decode_step import decode_step_for
 from .generation import BatchGenerator, Generation
 from .inference import InferenceCopy
 from .packed_linear import CLEARLY_FASTER as PACKING_CLEARLY_FASTER
@@ -35,15 +36,21 @@ class LanguageModel:
         self.inference_precision = choose_inference(self.config.inference_dtype, self.device,
                                                     next(model.parameters()).dtype)
         self._copy = None
+        notes = []  # how sampling runs, beside its precision (recorded with the run's precision)
         if self.inference_precision.choice == "bf16":
             pack = self.device.type == "cpu" and self.config.pack_weights and packing_pays()
             self._copy = InferenceCopy(model, torch.bfloat16, pack=pack, fuse=self.config.fast_decode)
-            notes = [f"weights packed for oneDNN (measured {measure_packing():.2f}x a plain bf16 linear)"] if pack else []
-            if self.config.fast_decode:
+            if pack:
+                notes.append(f"weights packed for oneDNN (measured {measure_packing():.2f}x a plain bf16 linear)")
+            if self._copy.fused:
                 notes.append("q/k/v and gate/up fused")
-            if notes:
-                self.inference_precision = replace(
-                    self.inference_precision, reason="; ".join([self.inference_precision.reason, *notes]))
+        if self.config.fast_decode:
+            step, why = decode_step_for(self._copy.model if self._copy is not None else model)
+            notes.append("decode steps skip transformers' forward" if step is not None
+                         else f"decode steps through the model's forward: {why}")
+        if notes:
+            self.inference_precision = replace(
+                self.inference_precision, reason="; ".join([self.inference_precision.reason, *notes]))
         # What the weights hold beyond the base: (run folder, rounds merged). A run's rounds
         # merge on top of each other, so whoever prepares a policy must know this, not assume
         # base weights (the app keeps one model across stages and runs).

@@ -127,6 +127,7 @@ def test_generation_samples_the_same_tokens_with_the_step_and_without(inference_
                               generator=streams)
         outputs[fast] = [g.token_ids for g in greedy + sampled]
         paths[fast] = lm.generator.decode_path
+        assert ("decode steps skip" in lm.inference_precision.reason) == fast  # recorded with the run
     assert paths[True] == "decode_step" and paths[False].startswith("forward")
     assert outputs[True] == outputs[False]
     assert any(len(ids) > 1 for ids in outputs[True])  # it decoded past the first token
