@@ -4,8 +4,8 @@ A decode step feeds one token per row through every layer. transformers' forward
 through ~8,000 small tensor ops per step for SmolLM2 (mask building, module hooks, keyword
 plumbing, position embeddings per layer, separate q/k/v and gate/up projections); on a CPU that
 bookkeeping cost as much as the weights' matmuls. This step calls the same modules and the same
-kernels in the same order (RMSNorm as transformers writes it, rotary embeddings from the model's
-own module, SDPA with the key/value heads packed as transformers packs them for one query), so
+kernels in the same order (RMSNorm through torch's rms_norm, which rounds as transformers' does,
+rotary embeddings from the model's own module, SDPA with the key/value heads packed as transformers packs them for one query), so
 its logits are bit-identical to the model's forward on the same cache (tests hold it), but once
 per layer and with q and k rotated together. Projections the inference copy fused into one
 matmul (fused_projections.py) are read with one call.

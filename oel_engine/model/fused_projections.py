@@ -84,11 +84,10 @@ def fuse_projections(model: nn.Module, pack: bool) -> dict[str, list[str]]:
     for owner_name, owner in list(model.named_modules()):
         leaf = owner_name.rpartition(".")[2]
         names = GROUPS.get(leaf)
-        if names is None or not all(type(getattr(owner, n, None)) in (nn.Linear, PackedLinear) for n in names):
+        # plain linear layers only: packed ones keep no weights to concatenate
+        if names is None or not all(type(getattr(owner, n, None)) is nn.Linear for n in names):
             continue
         parts = [getattr(owner, n) for n in names]
-        if isinstance(parts[0], PackedLinear):
-            continue  # packed before fusing: no plain weights left to concatenate
         with_bias = [p.bias is not None for p in parts]
         if len(set(with_bias)) != 1:
             continue
@@ -102,9 +101,10 @@ def fuse_projections(model: nn.Module, pack: bool) -> dict[str, list[str]]:
             if bias is not None:
                 linear.bias.data, linear.bias.requires_grad = bias, False
         fused = FusedProjection(linear, [p.out_features for p in parts])
-        setattr(owner, "fused_" + "_".join(n.removesuffix("_proj") for n in names), fused)
+        fused_leaf = "fused_" + "_".join(n.removesuffix("_proj") for n in names)
+        setattr(owner, fused_leaf, fused)
         for index, n in enumerate(names):
             setattr(owner, n, ProjectionSlice(fused, index))
         prefix = f"{owner_name}." if owner_name else ""
-        fused_names[prefix + "fused_" + "_".join(n.removesuffix("_proj") for n in names)] = [prefix + n for n in names]
+        fused_names[prefix + fused_leaf] = [prefix + n for n in names]
     return fused_names
