@@ -28,6 +28,14 @@ TEACH_EVAL_MAPS, TEACH_EVAL_SAMPLES, TEACH_PROBE_MAPS = 16, 2, 32
 def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
     """One round of the embedded model in about ten minutes on a 2-core CPU (see README for the
     measured time per stage). Everything is scaled down; the structure is the paper's."""
+    evaluation = EvalConfig(episodes=32, samples=2,
+                            sampling=SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=64))
+    if model.model == "embedded":
+        # every held-out game of an evaluation in one batch: 64 rows ran the three evaluations of
+        # a demo round in 36/52/41 s against 48/72/54 s as two batches of 32, for ~0.4 GB more
+        # peak memory (docs/measurements.md). Sized for the embedded model: a larger one keeps
+        # its batch (its cache grows with it).
+        model = replace(model, batch_size=evaluation.episodes * evaluation.samples)
     return LoopConfig(
         game=game,
         model=model,
@@ -42,8 +50,7 @@ def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
         consolidation=ConsolidationConfig(steps=4, games_per_step=6, loss="topk", top_k=256, max_new_tokens=64,
                                           learning_rate=1e-3, micro_batch=2, gradient_checkpointing="off",
                                           autocast="auto"),
-        evaluation=EvalConfig(episodes=32, samples=2,
-                              sampling=SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=64)),
+        evaluation=evaluation,
         rounds=rounds,
         preset="demo",
     )

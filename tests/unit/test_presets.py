@@ -72,6 +72,15 @@ def test_paper_is_the_old_name_of_the_frozen_lake_recipe():
         build("papers", default_game("demo"), ModelConfig(), 2)
 
 
+def test_the_demo_plays_a_whole_evaluation_in_one_batch_of_the_embedded_model_only():
+    demo = build("demo", default_game("demo"), ModelConfig(), 2)
+    assert demo.model.batch_size == demo.evaluation.episodes * demo.evaluation.samples == 64
+    other = build("demo", default_game("demo"), ModelConfig(model="some/other-model"), 2)
+    assert other.model.batch_size == ModelConfig().batch_size
+    assert build("teach", default_game("teach"), ModelConfig(), 2).model.batch_size == 64  # built on the demo
+    assert apply_overrides(demo, ["model.batch_size=16"]).model.batch_size == 16  # a person's setting still wins
+
+
 def test_set_parses_each_field_by_its_type_and_says_what_is_wrong():
     config = build("demo", default_game("demo"), ModelConfig(), 2)
     changed = apply_overrides(config, ["consolidation.learning_rate=5e-4", "rounds=4", "model.thinking=true",
