@@ -1,7 +1,9 @@
 """Held-out evaluation: base, with experience in context, or consolidated; one unit per sample.
 
 Each sample also reads the move-probability probe on the maps' start states with the sample's
-prompt (no sampling involved, so it is read once per distinct experience and reused).
+prompt (no sampling involved, so it is read once per distinct experience and reused). The
+in-context evaluation also gives the in-context curve its point at the consolidation step: a
+sample reading run k's experience as extracted at that step has played the curve's maps with it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from dataclasses import replace
 from ..evaluation.held_out import episode_metrics, play_samples
 from ..evaluation.move_probe import ProbeResult, held_out_probe, start_states
 from ..events import Progress, StageStarted
-from ..metrics import EvalKind, EvalSample, EvalSummary, OodSample
+from ..metrics import CurvePoint, EvalKind, EvalSample, EvalSummary, OodSample
 from .context import RoundContext
+from .extract import curve_from_evaluation, play_curve_point
 from .names import StageName
 from .seeds import stream_seed
 from .stage import Plan, Stage
@@ -76,8 +79,37 @@ class Evaluate(Stage):
         record = EvalSample(round=r, kind=self.kind, sample=sample, experience_run=experience_run,
                             **episode_metrics(episodes), **probe)
         ctx.store.add_metrics(record)
+        if self.kind == EvalKind.IN_CONTEXT and experience_run is not None:
+            self._curve_point(ctx, r, experience_run, experience, episodes)
         probed = "" if record.good_move_prob is None else f", good-move probability {record.good_move_prob:.2f}"
         return f"sample {sample}: pass rate {record.pass_rate:.1%}{probed}"
+
+    def _curve_point(self, ctx: RoundContext, r: int, run: int, experience: str, episodes) -> None:
+        """Run `run`'s curve point at the consolidation step from this sample's games on the
+        curve's maps, when the sample read exactly that run's extracted experience (not, e.g.,
+        with a person's items added: `finish` plays those points as extraction would)."""
+        x = ctx.cfg.extraction
+        n = x.consolidation_step
+        if run >= x.runs or not curve_from_evaluation(ctx, r, n):
+            return
+        if any(p.run == run for p in ctx.metrics().of(CurvePoint, round=r, step=n)):
+            return
+        if experience != ctx.art.experience.load_state(r, run, n).text(x.format):
+            return
+        maps = set(ctx.cfg.evaluation.seeds(x.curve_episodes))
+        games = [e for e in episodes if e.seed in maps]
+        ctx.store.add_metrics(CurvePoint(round=r, step=n, run=run, **episode_metrics(games)))
+
+    def _missing_curve_points(self, ctx: RoundContext, r: int) -> None:
+        """The consolidation step's curve points no sample could give, played as extraction would."""
+        x = ctx.cfg.extraction
+        n = x.consolidation_step
+        if not curve_from_evaluation(ctx, r, n):
+            return
+        done = {p.run for p in ctx.metrics().of(CurvePoint, round=r, step=n)}
+        missing = [k for k in range(x.runs) if k not in done]
+        if missing:
+            play_curve_point(ctx, r, n, [ctx.art.experience.load_state(r, k, n) for k in missing])
 
     def _probe(self, ctx: RoundContext, experience: str | None) -> ProbeResult:
         if experience not in self.probed:
@@ -88,6 +120,8 @@ class Evaluate(Stage):
         return self.probed[experience]
 
     def finish(self, ctx: RoundContext, r: int) -> dict:
+        if self.kind == EvalKind.IN_CONTEXT:
+            self._missing_curve_points(ctx, r)
         if self.kind != EvalKind.IN_CONTEXT and ctx.cfg.evaluation.ood_samples:
             self._ood(ctx, r)
         samples = sorted(ctx.metrics().of(EvalSample, round=r, kind=self.kind), key=lambda s: s.sample)

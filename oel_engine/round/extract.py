@@ -3,7 +3,8 @@
 At step n every run plays the SAME map (they differ only in sampling seed) with the current
 policy and no experience, then the same model, as extractor, reads its game and writes items.
 Games a person played in this round come first, as step 0. Every `curve_every` steps the
-held-out pass rate with each run's experience in the prompt is measured (the in-context curve).
+held-out pass rate with each run's experience in the prompt is measured (the in-context curve);
+the point at the consolidation step is the in-context evaluation's (`curve_from_evaluation`).
 A run given an experience file (--experience) skips a round's extraction that has not started:
 the file is the teacher's context instead.
 """
@@ -30,6 +31,35 @@ from .seeds import extract_seed, stream_seed
 from .stage import Plan, Stage
 
 HUMAN_STEP = 0
+
+
+def curve_from_evaluation(ctx: RoundContext, r: int, n: int) -> bool:
+    """Whether the in-context evaluation plays step n's experiences anyway, on the curve's maps
+    among its own: then it records that curve point (evaluate.py) and extraction does not play
+    the same games twice (a demo round: 16 of its 64 curve and evaluation games per step)."""
+    x = ctx.cfg.extraction
+    return (bool(x.curve_every) and n % x.curve_every == 0 and n == x.consolidation_step
+            and ctx.cfg.consolidation.teacher_context == "experience" and ctx.art.experience.external(r) is None
+            and x.curve_episodes <= ctx.cfg.evaluation.episodes)
+
+
+def play_curve_point(ctx: RoundContext, r: int, n: int, states: list[ExperienceState]) -> None:
+    """Held-out pass rate with each run's experience after step n (the in-context curve); all
+    runs' games in one batch, each game with its run's experience and random stream."""
+    x, ev = ctx.cfg.extraction, ctx.cfg.evaluation
+    done = {p.run for p in ctx.metrics().of(CurvePoint, round=r, step=n)}
+    todo = [s for s in states if s.run not in done]
+    if not todo:
+        return
+    maps = ev.seeds(x.curve_episodes)
+    seeds, experiences, streams = games_over_maps(
+        maps, [(stream_seed(ctx.cfg.seed, r, "curve", n * 100 + s.run), s.text(x.format)) for s in todo])
+    episodes = play_episodes(ctx.cfg.game, seeds, ctx.model_policy(ev.sampling, seed=streams[0]),
+                             experiences=experiences, round_index=r, stage="curve",
+                             concurrent=ctx.lm.config.batch_size, stop=ctx.stop, sampling_seeds=streams)
+    for i, state in enumerate(todo):
+        games = episodes[i * len(maps):(i + 1) * len(maps)]
+        ctx.store.add_metrics(CurvePoint(round=r, step=n, run=state.run, **episode_metrics(games)))
 
 
 class Extract(Stage):
@@ -68,7 +98,8 @@ class Extract(Stage):
             records = self.records  # read by plan(); nothing has written the index since
             done_steps = min(s.step for s in self.states)
             for n in range(x.curve_every, done_steps + 1, x.curve_every):
-                self._curve_point(ctx, r, n, [ctx.art.experience.load_state(r, k, n, records) for k in range(x.runs)])
+                if not curve_from_evaluation(ctx, r, n):
+                    play_curve_point(ctx, r, n, [ctx.art.experience.load_state(r, k, n, records) for k in range(x.runs)])
 
     def run_unit(self, ctx: RoundContext, r: int, n: int) -> str:
         if n == HUMAN_STEP:
@@ -87,8 +118,8 @@ class Extract(Stage):
         ctx.store.add_metrics(ExtractStep(round=r, step=n, runs=len(active), answers_without_items=empty,
                                           items=[len(s.items) for s in self.states],
                                           wins=sum(e.success for e in episodes)))
-        if x.curve_every and n % x.curve_every == 0:
-            self._curve_point(ctx, r, n, self.states)
+        if x.curve_every and n % x.curve_every == 0 and not curve_from_evaluation(ctx, r, n):
+            play_curve_point(ctx, r, n, self.states)
         return f"step {n}: {sum(len(s.items) for s in self.states)} items"
 
     # -- the pieces of a step -------------------------------------------------------------------
@@ -149,24 +180,6 @@ class Extract(Stage):
         ctx.store.add_metrics(ExtractStep(round=r, step=HUMAN_STEP, runs=x.runs, human_games=len(self.humans),
                                           answers_without_items=empty, items=[len(s.items) for s in self.states]))
         return f"read {len(self.humans)} game(s) of yours"
-
-    def _curve_point(self, ctx: RoundContext, r: int, n: int, states: list[ExperienceState]) -> None:
-        """Held-out pass rate with each run's experience after step n (the in-context curve); all
-        runs' games in one batch, each game with its run's experience and random stream."""
-        x, ev = ctx.cfg.extraction, ctx.cfg.evaluation
-        done = {p.run for p in ctx.metrics().of(CurvePoint, round=r, step=n)}
-        todo = [s for s in states if s.run not in done]
-        if not todo:
-            return
-        maps = ev.seeds(x.curve_episodes)
-        seeds, experiences, streams = games_over_maps(
-            maps, [(stream_seed(ctx.cfg.seed, r, "curve", n * 100 + s.run), s.text(x.format)) for s in todo])
-        episodes = play_episodes(ctx.cfg.game, seeds, ctx.model_policy(ev.sampling, seed=streams[0]),
-                                 experiences=experiences, round_index=r, stage="curve",
-                                 concurrent=ctx.lm.config.batch_size, stop=ctx.stop, sampling_seeds=streams)
-        for i, state in enumerate(todo):
-            games = episodes[i * len(maps):(i + 1) * len(maps)]
-            ctx.store.add_metrics(CurvePoint(round=r, step=n, run=state.run, **episode_metrics(games)))
 
     def finish(self, ctx: RoundContext, r: int) -> dict:
         if self.skipped:

@@ -84,7 +84,48 @@ def test_one_round_leaves_every_artifact(tmp_path, tiny_tokenizer):
         assert 0.0 <= summary["rounds"][0][kind]["good_move_prob"] <= 1.0
 
 
-@pytest.mark.parametrize("stop_after", [("extract", 2), ("collect", 2), ("consolidate", 2), ("eval_consolidated", 2),
+def _curve_points_played(monkeypatch) -> list[tuple[int, list[int]]]:
+    """(step, runs) of every curve point played as games of its own, by extraction or evaluation."""
+    from oel_engine.round import evaluate, extract
+
+    played, real = [], extract.play_curve_point
+
+    def spy(ctx, r, n, states):
+        played.append((n, [s.run for s in states]))
+        real(ctx, r, n, states)
+
+    monkeypatch.setattr(extract, "play_curve_point", spy)
+    monkeypatch.setattr(evaluate, "play_curve_point", spy)
+    return played
+
+
+def test_the_curve_point_at_the_consolidation_step_comes_from_the_in_context_evaluation(tmp_path, tiny_tokenizer,
+                                                                                          monkeypatch):
+    played = _curve_points_played(monkeypatch)
+    assert run_loop(tmp_path, tiny_tokenizer)
+    assert played == [(2, [0, 1])]  # step 1 is the consolidation step: its games are the evaluation's
+    metrics = artifacts(tmp_path)["metrics"]
+    points = {(m["step"], m["run"]): m for m in metrics if m.get("phase") == "curve"}
+    assert set(points) == {(1, 0), (1, 1), (2, 0), (2, 1)}
+    assert all(p["episodes"] == 2 for p in points.values())  # the curve's own maps, not all the evaluation's
+    order = [(m.get("phase"), m.get("kind"), m.get("step")) for m in metrics]
+    assert order.index(("curve", None, 1)) > order.index(("eval_sample", "in_context", None))
+
+
+def test_an_evaluation_that_read_other_texts_plays_the_curve_point_itself(tmp_path, tiny_tokenizer, monkeypatch):
+    from oel_engine.run.experience_index import ExperienceIndex
+
+    played = _curve_points_played(monkeypatch)
+    # a person's items after each extracted experience: the evaluation did not read the curve's texts
+    monkeypatch.setattr(ExperienceIndex, "with_person_items",
+                        lambda self, r, texts, fmt, records: [t + "\nA lesson a person wrote." for t in texts])
+    assert run_loop(tmp_path, tiny_tokenizer)
+    assert sorted(played) == [(1, [0, 1]), (2, [0, 1])]
+    points = {(m["step"], m["run"]) for m in artifacts(tmp_path)["metrics"] if m.get("phase") == "curve"}
+    assert points == {(1, 0), (1, 1), (2, 0), (2, 1)}
+
+
+@pytest.mark.parametrize("stop_after", [("extract", 2), ("eval_in_context", 1), ("collect", 2), ("consolidate", 2), ("eval_consolidated", 2),
                                         ("eval_consolidated games", 2)],
                          ids=lambda s: s[0].replace(" ", "-"))
 def test_resume_after_interruption_matches_uninterrupted(tmp_path, tiny_tokenizer, stop_after):
