@@ -27,12 +27,13 @@ class Playing:
 
     def ensure_model(self, model: ModelConfig, status: Status = _quiet):
         """The loaded model if it is `model` (same name, device, dtype), else `model` loaded; either
-        way with `model`'s thinking switch, so every stage of a run prompts as the run says."""
+        way with `model`'s thinking switch and batch size (settings read at each use, not at
+        load), so every stage of a run prompts and batches as the run says."""
         current = self.lm.config if self.lm is not None else None
         if current is None or (current.model, current.device, current.dtype) != (model.model, model.device, model.dtype):
             self.load_model(model, status)
-        elif current.thinking != model.thinking:
-            self.lm.config = replace(current, thinking=model.thinking)
+        elif (current.thinking, current.batch_size) != (model.thinking, model.batch_size):
+            self.lm.config = replace(current, thinking=model.thinking, batch_size=model.batch_size)
         return self.lm
 
     def model_name(self) -> str | None:

@@ -57,6 +57,20 @@ def test_switching_runs_starts_again_from_the_base(tmp_path, tiny_folder):
     assert_same_weights(engine.lm.model, base_plus_adapters(tiny_folder, tmp_path / "b", 0))
 
 
+def test_a_kept_model_batches_as_each_run_says(tmp_path, tiny_folder):
+    from dataclasses import replace
+
+    engine = Engine(tmp_path)
+    small = folder_config(tiny_folder, rounds=1)
+    engine.open_run("a", replace(small, model=replace(small.model, batch_size=3)))
+    engine.run_stage("a", "extract", lambda e: None, StopFlag())
+    loaded = engine.lm
+    assert loaded.config.batch_size == 3
+    engine.open_run("b", replace(small, model=replace(small.model, batch_size=5)))
+    engine.run_stage("b", "extract", lambda e: None, StopFlag())
+    assert engine.lm is loaded and engine.lm.config.batch_size == 5  # kept, not reloaded, and batching as b says
+
+
 def test_a_cancelled_consolidation_drops_its_adapter_and_can_start_again(tmp_path, tiny_folder):
     engine = Engine(tmp_path)
     engine.open_run("r", folder_config(tiny_folder, rounds=1))
