@@ -36,7 +36,7 @@ HUMAN_STEP = 0
 def curve_from_evaluation(ctx: RoundContext, r: int, n: int) -> bool:
     """Whether the in-context evaluation plays step n's experiences anyway, on the curve's maps
     among its own: then it records that curve point (evaluate.py) and extraction does not play
-    the same games twice (a demo round: 16 of its 64 curve and evaluation games per step)."""
+    the same games twice (a demo round: that point's 16 games)."""
     x = ctx.cfg.extraction
     return (bool(x.curve_every) and n % x.curve_every == 0 and n == x.consolidation_step
             and ctx.cfg.consolidation.teacher_context == "experience" and ctx.art.experience.external(r) is None
