@@ -205,7 +205,9 @@ class BatchGenerator:
         self.store.groups = []
         if len(prompts) < 2:
             return
-        root_len = len(self.store.root.tokens) if self.store.root is not None else 0
+        # what the root holds of this batch: a root kept from an earlier call may run past it
+        root = self.store.root
+        root_len = min(common_prefix_length(root.tokens, p) for p in prompts) if root is not None else 0
         order = sorted(range(len(prompts)), key=lambda i: prompts[i])
         shared = [0] * len(prompts)  # each row's longest prefix in common with another row
         for a, b in zip(order, order[1:]):

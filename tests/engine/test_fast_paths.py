@@ -14,6 +14,7 @@ from oel_engine.consolidation.trainer import Distiller
 from oel_engine.errors import OelError
 from oel_engine.evaluation.move_probe import MoveProbe
 from oel_engine.model.generation import BatchGenerator, last_positions
+from oel_engine.model.kv_cache import common_prefix_length
 from oel_engine.model.lm import LanguageModel
 from oel_engine.model.precision import choose_inference
 from oel_engine.play.policies import ScriptedPolicy
@@ -143,3 +144,21 @@ def test_rows_sharing_an_experience_prefill_it_once_with_the_same_tokens(tiny_lm
 
 
 GREEDY_12 = SamplingConfig(temperature=0.0, max_new_tokens=12)
+
+
+def test_a_longer_root_kept_from_an_earlier_call_does_not_stop_rows_sharing_an_experience(tiny_lm, tiny_tokenizer):
+    games = turn_prompts(tiny_lm, [0, 1, 2])
+    decode = lambda ids: tiny_tokenizer.decode(ids)
+    lessons = ["- EXPERIENCE ITEM: avoid holes, move toward the goal. " * 3, "Congratulations! You reached the goal! " * 3]
+    prompts = [tiny_lm.encode_chat([{"role": "user", "content": f"Experience: {lesson}\\n{decode(g)}"}])
+               for lesson in lessons for g in games]
+    earlier = [prompts[0], prompts[0][:-1]]  # an earlier call whose rows share far more: a long root
+    tiny_lm.generator.generate(earlier, GREEDY_12)
+    root = tiny_lm.generator.store.root
+    assert len(root.tokens) > common_prefix_length(prompts[0], prompts[3]) + 16
+    common = common_prefix_length(prompts[0], prompts[3])
+    out = tiny_lm.generator.generate(prompts, GREEDY_12)
+    assert tiny_lm.generator.store.root is root  # kept: it covers this batch's common prefix
+    # the first lesson's rows reuse the root, the second's a prefill of that lesson shared by its rows
+    assert len(tiny_lm.generator.store.groups) == 1
+    assert all(g.reused_tokens > common + 16 for g in out)
