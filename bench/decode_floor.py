@@ -12,6 +12,7 @@ given, llama.cpp (a yardstick only: never a dependency). Prints the CPU first an
     python bench/decode_floor.py                     # batch 16 and 64, 64 new tokens
     python bench/decode_floor.py --engines           # and the other engines' tokens/s
     python bench/decode_floor.py --compare forward unpacked   # and our step without this or that
+    python bench/decode_floor.py --experience A.txt B.txt --compare unshared   # prompts as in-context
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ from oel_engine.model.loader import load_language_model
 from oel_engine.model.precision import cpu_description
 from oel_engine.play.prompts import turn_messages
 
-# Our step without one of its speed-ups: ModelConfig changes, and what the baseline is.
+# Our step without one of its speed-ups: ModelConfig changes, what the baseline is, and
+# attributes of its generator changed.
 BASELINES = {
-    "forward": ({"fast_decode": False}, "the model's own forward, q/k/v and gate/up unfused (fast_decode=False)"),
-    "unpacked": ({"pack_weights": False}, "the bf16 copy's weights not packed for oneDNN (pack_weights=False)"),
+    "forward": ({"fast_decode": False}, "the model's own forward, q/k/v and gate/up unfused (fast_decode=False)", {}),
+    "unpacked": ({"pack_weights": False}, "the bf16 copy's weights not packed for oneDNN (pack_weights=False)", {}),
+    "unshared": ({}, "cached positions rows hold alike (preamble, experience) read once per row, not once per step",
+                 {"share_reads": False}),
 }
 
 
@@ -88,12 +92,17 @@ def model_cost(model, batch: int, context: int, element_bytes: int) -> tuple[int
     return count * element_bytes, batch * (2 * flops_params + attention)
 
 
-def first_turn_prompts(lm, count: int) -> list[list[int]]:
+def first_turn_prompts(lm, count: int, experiences: list[str] | None = None) -> list[list[int]]:
+    """`count` first-turn prompts; with `experiences`, the rows split evenly among them, one
+    experience after the other, as a round's in-context evaluation lays out its samples."""
+    experiences = experiences or [None]
+    per_experience = -(-count // len(experiences))
     prompts = []
-    for seed in range(count):
+    for row in range(count):
         game = make_game(GameConfig())
-        game.reset(1_000_000 + seed)
-        prompts.append(lm.encode_chat(turn_messages(game.player_description, game.messages)))
+        game.reset(1_000_000 + row % per_experience)
+        experience = experiences[row // per_experience]
+        prompts.append(lm.encode_chat(turn_messages(game.player_description, game.messages, experience)))
     return prompts
 
 
@@ -178,6 +187,8 @@ def main() -> None:
     ap.add_argument("--compare", nargs="+", choices=sorted(BASELINES), default=[],
                     help="also time our step as it runs without one speed-up, in this process: "
                          + "; ".join(f"{k}: {v[1]}" for k, v in BASELINES.items()))
+    ap.add_argument("--experience", type=Path, nargs="+", default=[],
+                    help="experience files in the prompts (rows split among them, as in an in-context evaluation)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
@@ -194,7 +205,7 @@ def main() -> None:
     figures = {"cpu": cpu_description(), "read_gbps": read / 1e9, "peaks_gflops": {k: v / 1e9 for k, v in peaks.items()},
                "precision": precision, "batches": {}}
     for batch in args.batches:
-        prompts = first_turn_prompts(lm, batch)
+        prompts = first_turn_prompts(lm, batch, [path.read_text() for path in args.experience])
         context = max(map(len, prompts)) + args.new_tokens // 2
         nbytes, flops = model_cost(lm.model, batch, context, 2 if precision == "bf16" else 4)
         floor = max(nbytes / read, flops / peaks[precision])
@@ -206,7 +217,10 @@ def main() -> None:
         print(f"decode_fraction_of_floor={floor / step:.3f} (batch {batch}, {precision})", flush=True)
         for name in args.compare:
             if name not in baselines:
-                baselines[name] = load_language_model(replace(config, **BASELINES[name][0]))
+                changes, _, generator_changes = BASELINES[name]
+                baselines[name] = load_language_model(replace(config, **changes))
+                for attribute, value in generator_changes.items():
+                    setattr(baselines[name].generator, attribute, value)
             theirs = min(our_step_seconds(baselines[name], prompts)[1] for _ in range(2))
             ours = min(step, our_step_seconds(lm, prompts)[1])
             row[f"{name}_step_ms"] = theirs * 1e3

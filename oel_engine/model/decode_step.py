@@ -10,6 +10,14 @@ its logits are bit-identical to the model's forward on the same cache (tests hol
 per layer and with q and k rotated together. Projections the inference copy fused into one
 matmul (fused_projections.py) are read with one call.
 
+Where rows hold the same cached positions (the preamble all prompts start with; one experience
+shared by the games of an in-context evaluation sample), attention is split by the cache's
+`SharedLayout` (`shared_prefix_attention`): those positions are read once per step for all the
+rows holding them, in one matmul-shaped kernel call, each row's own positions apart, and the parts
+merged by their log-sum-exps. With a 430-token experience shared by 64 rows that spares ~0.6 GB of
+reads per step (a 135 ms step takes 88). The logits then agree with the forward's to rounding, not
+bit for bit (tests hold both cases; `share_reads=False` on the generator keeps the bits).
+
 Used for plain CPU models of the families below with no LoRA layers and no sliding-window
 attention (`decode_step_for` says why not otherwise, and generation falls back to the forward).
 """
@@ -45,6 +53,58 @@ def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """[B, 1, 1, L] zeros where `mask` attends and -inf where not: what SDPA's CPU kernel makes of
     a boolean mask in every call, made once per step instead of once per layer."""
     return torch.zeros(mask.shape, dtype=dtype).masked_fill_(mask == 0, float("-inf"))[:, None, None, :]
+
+
+# SDPA's CPU flash kernel; unlike the public function it also returns each query's log-sum-exp,
+# which two partial attentions need to be merged exactly
+_flash_attention = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+
+
+def _attend_once(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float):
+    """Every query of q [n, kv_heads, group, dim] over one row's keys/values [1, kv_heads, L, dim],
+    as one kernel call reading them once: (out [n, kv_heads, group, dim], log-sum-exp [n, kv_heads, group])."""
+    rows, kv_heads, group, dim = q.shape
+    every_query = q.transpose(0, 1).reshape(1, kv_heads, rows * group, dim)
+    out, lse = _flash_attention(every_query, keys, values, scale=scale)
+    return (out.reshape(kv_heads, rows, group, dim).transpose(0, 1),
+            lse.reshape(kv_heads, rows, group).transpose(0, 1))
+
+
+def shared_prefix_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, layout,
+                            own_mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """Attention of q [B, kv_heads, group, dim] (a row's query heads under their key/value head)
+    over keys/values [B, kv_heads, L, dim] laid out as `layout` (kv_cache.SharedLayout) says:
+    positions held alike are read once, from one row, for all the rows holding them; each row's
+    own positions under `own_mask` (additive, [B, 1, 1, L - own_start], or None). The parts are
+    merged by their log-sum-exps: softmax over all = each part's softmax weighted by its share of
+    the total mass. Returns [B, kv_heads, group, dim] in the cache's dtype."""
+    # the kernel wants one dtype; under autocast (consolidation's sampling) q comes out of the
+    # rotation in float32 over a bf16 cache, and SDPA would cast it down just so
+    q = q.to(keys.dtype)
+    outs, lses = [], []
+    if layout.shared:
+        out, lse = _attend_once(q, keys[:1, :, : layout.shared], values[:1, :, : layout.shared], scale)
+        outs.append(out)
+        lses.append(lse)
+    groups = layout.groups()
+    if groups:
+        out = q.new_zeros(q.shape, dtype=torch.float32)
+        lse = q.new_full(q.shape[:3], float("-inf"), dtype=torch.float32)  # no mass for rows in no group
+        for rows, row, end in groups:
+            span = slice(layout.shared, end)
+            group_out, lse[rows] = _attend_once(q[rows], keys[row : row + 1, :, span], values[row : row + 1, :, span], scale)
+            out[rows] = group_out.float()
+        outs.append(out)
+        lses.append(lse)
+    own = slice(layout.own_start, None)
+    out, lse = _flash_attention(q, keys[:, :, own], values[:, :, own], attn_mask=own_mask, scale=scale)
+    outs.append(out)
+    lses.append(lse)
+    if len(outs) == 2:
+        weight = torch.sigmoid(lses[0] - lses[1])[..., None]
+        return torch.lerp(outs[1].float(), outs[0].float(), weight).to(q.dtype)
+    weights = torch.softmax(torch.stack(lses), dim=0)[..., None]
+    return (torch.stack([o.float() for o in outs]) * weights).sum(0).to(q.dtype)
 
 
 @dataclass
@@ -119,6 +179,12 @@ class DecodeStep:
         # transformers drops the mask when no row has padding and lets SDPA expand the key/value
         # heads itself; with padding it packs the query heads under their key/value head
         attend = None if bool(mask.all()) else additive_mask(mask, h.dtype)
+        layout = getattr(cache, "layout", None)
+        split = layout is not None and (layout.shared > 0 or layout.group_of_row is not None)
+        if split:
+            own = mask[:, layout.own_start :]
+            attend = None if bool(own.all()) else additive_mask(own, h.dtype)
+        group = heads // kv_heads
         q_size, kv_size = heads * dim, kv_heads * dim
         for layer, cached in zip(self.layers, cache.layers):
             x = rms_norm(layer.norm_in, h)
@@ -136,12 +202,15 @@ class DecodeStep:
                     q, k = rms_norm(layer.q_norm, q), rms_norm(layer.k_norm, k)
                 q, k = rotate(q, cos, sin), rotate(k, cos, sin)
             keys, values = cached.update(k[:, :, None], v.view(batch, kv_heads, 1, dim))
-            if attend is None:
+            if split:
+                out = shared_prefix_attention(q.reshape(batch, kv_heads, group, dim), keys, values, layout, attend,
+                                              self.scale)
+            elif attend is None:
                 out = torch.nn.functional.scaled_dot_product_attention(
                     q[:, :, None], keys, values, scale=self.scale, enable_gqa=heads != kv_heads)
             else:
                 out = torch.nn.functional.scaled_dot_product_attention(
-                    q.reshape(batch, kv_heads, heads // kv_heads, dim), keys, values, attn_mask=attend, scale=self.scale)
+                    q.reshape(batch, kv_heads, group, dim), keys, values, attn_mask=attend, scale=self.scale)
             h = h + layer.o(out.reshape(batch, q_size))
             x = rms_norm(layer.norm_post, h)
             if layer.gate_up is not None:

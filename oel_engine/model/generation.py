@@ -24,6 +24,7 @@ from .kv_cache import (
     BufferLayer,
     PrefixEntry,
     PrefixStore,
+    SharedLayout,
     common_prefix_length,
     returned_cache,
     with_cache,
@@ -33,6 +34,12 @@ from .kv_cache import (
 MIN_ROOT_TOKENS = 16
 # Finished rows are dropped from the batch once 1/COMPACT_AT of it has finished.
 COMPACT_AT = 4
+# Decode steps read positions several rows hold alike once, when there are at least this many,
+# and, for a group of rows beyond what all rows hold, when that spares reading this many
+# positions per step: a group costs ~2.4 ms of calls per step (SmolLM2, 30 layers), a position
+# ~2.3 us of reads (measured: 2 groups of 8 rows x 282 positions, 48 ms steps against 50).
+MIN_SHARED_TOKENS = 32
+MIN_GROUP_SAVING = 1024
 
 
 @dataclass
@@ -93,12 +100,15 @@ class BatchGenerator:
     `prefix_cache_mb` bounds the memory kept for prefix reuse between calls (0 turns reuse off;
     every prompt is then prefilled in full, still batched). `weights()`, when given, returns the
     model to run at the start of each call (it may reset the cache, so it is asked first).
-    `fast_decode` runs decode steps through decode_step.py where the model allows it.
+    `fast_decode` runs decode steps through decode_step.py where the model allows it; there,
+    `share_reads` reads the cached positions several rows hold alike once per step (off: per row,
+    bit for bit as the model's forward would).
     """
 
     def __init__(self, model, tokenizer, eos_token_ids: Sequence[int], prefix_cache_mb: int = 2048,
-                 weights: Callable[[], object] | None = None, fast_decode: bool = True):
+                 weights: Callable[[], object] | None = None, fast_decode: bool = True, share_reads: bool = True):
         self.model = model
+        self.share_reads = share_reads
         self.weights = weights  # returns the model to run (e.g. a bf16 copy); default: `model`
         self._active = model
         self.fast_decode = fast_decode
@@ -236,6 +246,14 @@ class BatchGenerator:
         reuse = [n for _, n in matches]
         past_len = max(reuse)
         new_len = max(len(p) - n for p, n in zip(prompts, reuse))
+        # positions several rows hold alike first (decode steps read them once), then each row's
+        # own past, left-padded
+        use_layout = max_new_tokens > 0 and self._step is not None and self.share_reads
+        layout = self._shared_layout(prompts, matches) if use_layout else SharedLayout()
+        ends = [layout.group_ends[g] if layout.group_of_row and g >= 0 else layout.shared
+                for g in (layout.group_of_row or [-1] * batch)]
+        own = [n - end for n, end in zip(reuse, ends)]
+        past_len = layout.own_start + max(own)
         input_ids = torch.full((batch, new_len), self.pad_id, dtype=torch.long)
         pos = torch.zeros((batch, new_len), dtype=torch.long)
         mask = torch.zeros((batch, past_len + new_len), dtype=torch.long)
@@ -243,7 +261,8 @@ class BatchGenerator:
             fresh = p[n:]
             input_ids[i, new_len - len(fresh) :] = torch.tensor(fresh)
             pos[i, new_len - len(fresh) :] = torch.arange(n, n + len(fresh))
-            mask[i, past_len - n : past_len] = 1
+            mask[i, : ends[i]] = 1
+            mask[i, past_len - own[i] : past_len] = 1
             mask[i, past_len + new_len - len(fresh) :] = 1
         layers = []
         if past_len > 0:
@@ -254,16 +273,53 @@ class BatchGenerator:
                 values = v0.new_zeros((batch, v0.shape[1], past_len, v0.shape[3]))
                 for i, (entry, n) in enumerate(matches):
                     if n > 0:
-                        keys[i, :, past_len - n :] = entry.keys[layer][0, :, :n]
-                        values[i, :, past_len - n :] = entry.values[layer][0, :, :n]
+                        keys[i, :, : ends[i]] = entry.keys[layer][0, :, : ends[i]]
+                        values[i, :, : ends[i]] = entry.values[layer][0, :, : ends[i]]
+                        keys[i, :, past_len - own[i] : past_len] = entry.keys[layer][0, :, ends[i] : n]
+                        values[i, :, past_len - own[i] : past_len] = entry.values[layer][0, :, ends[i] : n]
                 layers.append((keys, values))
         capacity = past_len + new_len + max_new_tokens + 1
         if layers:
-            cache = BufferCache([BufferLayer(k, v, capacity) for k, v in layers])
+            cache = BufferCache([BufferLayer(k, v, capacity) for k, v in layers], layout)
         else:
             cache = BufferCache([])
             cache.layer_class_to_replicate = _lazy_buffer_layer(capacity)
         return cache, mask.to(device), pos.to(device), input_ids.to(device)
+
+    def _shared_layout(self, prompts, matches) -> SharedLayout:
+        """The positions all rows hold alike, then groups of rows holding more alike beyond them
+        (the games of one experience): rows sorted by prompt, neighbours sharing at least
+        MIN_SHARED_TOKENS more form a group, kept when it spares reading MIN_GROUP_SAVING
+        positions per step. Only positions every member has cached count. Equal tokens mean
+        equal keys/values (attention is causal) up to rounding: prefills with other padding or
+        batch-mates may round apart, so one row's copy stands for all."""
+        reuse = [n for _, n in matches]
+        if len(prompts) < 2:
+            return SharedLayout()
+        shared = min(reuse)
+        for p in prompts[1:]:
+            shared = min(shared, common_prefix_length(prompts[0], p))
+        shared = shared if shared >= MIN_SHARED_TOKENS else 0
+        group_of_row, ends = [-1] * len(prompts), []
+
+        def close(run: list[int], end: int) -> None:
+            if (len(run) - 1) * (end - shared) >= MIN_GROUP_SAVING:
+                for row in run:
+                    group_of_row[row] = len(ends)
+                ends.append(end)
+
+        order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+        run, end = [order[0]], shared
+        for a, b in zip(order, order[1:]):
+            common = min(common_prefix_length(prompts[a], prompts[b]), reuse[a], reuse[b])
+            if common - shared >= MIN_SHARED_TOKENS:
+                end = common if len(run) == 1 else min(end, common)
+                run.append(b)
+            else:
+                close(run, end)
+                run, end = [b], shared
+        close(run, end)
+        return SharedLayout(shared, group_of_row if ends else None, ends, max(ends, default=shared))
 
     # -- running the model ----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
 import torch
@@ -83,11 +83,46 @@ class BufferLayer(DynamicLayer):
         self._sync_views()
 
 
-class BufferCache(Cache):
-    """A transformers Cache made of BufferLayers (one per decoder layer)."""
+@dataclass
+class SharedLayout:
+    """Which cached positions several rows hold alike, so decode steps read them once:
+    [0, shared) in every row; then, for the rows of group g, [shared, group_ends[g]) (the rest of
+    that span is padding for other rows); each row's own positions from `own_start` on."""
 
-    def __init__(self, layers: list[BufferLayer]):
+    shared: int = 0
+    group_of_row: list[int] | None = None  # each row's group, or -1
+    group_ends: list[int] = field(default_factory=list)
+    own_start: int = 0
+
+    def select(self, indices: list[int]) -> None:
+        if self.group_of_row is not None:
+            self.group_of_row = [self.group_of_row[i] for i in indices]
+
+    def groups(self) -> list[tuple[slice | list[int], int, int]]:
+        """(its rows as a slice when contiguous, else a list; a row of it; its span's end) per
+        group that still has rows."""
+        rows: dict[int, list[int]] = {}
+        for row, group in enumerate(self.group_of_row or []):
+            if group >= 0:
+                rows.setdefault(group, []).append(row)
+        out = []
+        for group, members in rows.items():
+            contiguous = members[-1] - members[0] + 1 == len(members)
+            out.append((slice(members[0], members[-1] + 1) if contiguous else members, members[0], self.group_ends[group]))
+        return out
+
+
+class BufferCache(Cache):
+    """A transformers Cache made of BufferLayers (one per decoder layer), and the positions its
+    rows hold alike (`layout`)."""
+
+    def __init__(self, layers: list[BufferLayer], layout: SharedLayout | None = None):
         super().__init__(layers=layers)
+        self.layout = layout or SharedLayout()
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        super().batch_select_indices(indices)
+        self.layout.select(indices.tolist())
 
 
 @dataclass
