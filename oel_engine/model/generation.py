@@ -319,7 +319,14 @@ class BatchGenerator:
                 close(run, end)
                 run, end = [b], shared
         close(run, end)
-        return SharedLayout(shared, group_of_row if ends else None, ends, max(ends, default=shared))
+        layout = SharedLayout(shared, group_of_row if ends else None, ends, max(ends, default=shared))
+        # every row's own positions come after the longest group's span: rows in no group with
+        # long pasts would pad every row's cache out (more memory, longer prefills); then only
+        # what all rows hold is read once
+        own = max(n - (ends[g] if g >= 0 else shared) for n, g in zip(reuse, group_of_row))
+        if layout.own_start + own > max(reuse) + max(reuse) // 8:
+            return SharedLayout(shared, own_start=shared)
+        return layout
 
     # -- running the model ----------------------------------------------------------------
 

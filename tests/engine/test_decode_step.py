@@ -252,3 +252,19 @@ def test_the_layout_follows_the_rows_a_compacted_batch_keeps():
     assert layout.groups() == [([0, 3], 0, 35), (slice(1, 2), 1, 50)]
     layout.select([1, 2])
     assert layout.groups() == [(slice(0, 1), 0, 50)] and layout.own_start == 50
+
+
+def test_groups_that_would_pad_every_rows_cache_out_are_not_formed(tiny_tokenizer, monkeypatch):
+    from oel_engine.model.kv_cache import PrefixEntry
+
+    gen = BatchGenerator(family_model("llama", len(tiny_tokenizer)), tiny_tokenizer, [tiny_tokenizer.eos_token_id])
+    tokens = list(range(5, 205))
+    entry = PrefixEntry(tuple(tokens), [torch.zeros(1, 2, 200, 16)] * 2, [torch.zeros(1, 2, 200, 16)] * 2)
+    monkeypatch.setattr(generation, "MIN_GROUP_SAVING", 1)
+    grouped = [tokens[:100] + [1], tokens[:100] + [2]]
+    # a third row with a long past of its own: its own positions would start after the group's span
+    alone = tokens[:40] + [9] * 160
+    layout = gen._shared_layout(grouped + [alone[:61]], [(entry, n) for n in (100, 100, 40)])
+    assert layout.group_ends == [100]  # short: the cache grows by nothing
+    layout = gen._shared_layout(grouped + [alone], [(entry, 100), (entry, 100), (PrefixEntry(tuple(alone), entry.keys, entry.values), 199)])
+    assert (layout.shared, layout.group_of_row, layout.own_start) == (40, None, 40)
