@@ -211,7 +211,8 @@ class BatchGenerator:
 
     def _refresh_groups(self, prompts: list[list[int]], keys) -> None:
         """Prefixes that several rows share beyond the root (the games of one extraction run
-        all carry that run's experience) are prefilled once, from the root, for this batch."""
+        all carry that run's experience) are prefilled once, from the root or from a shorter
+        such prefix, for this batch."""
         self.store.groups = []
         if len(prompts) < 2:
             return
@@ -235,10 +236,14 @@ class BatchGenerator:
         groups = [list(p) for p, rows in wanted.items() if rows > 1]
         if not groups:
             return
+        # what those prefixes share among themselves (one experience under several boards) is
+        # prefilled first, once, and they start from it; rows find it among the groups too
+        self._refresh_groups(groups, [None] * len(groups))
+        inner = self.store.groups
         matches = [self.store.best_match(None, g) for g in groups]
         cache, mask, pos, input_ids = self._build_batch(groups, matches, 0)
         self._forward(input_ids, mask, pos, cache)
-        self.store.groups = [_row_entry(g, cache, mask, i) for i, g in enumerate(groups)]
+        self.store.groups = inner + [_row_entry(g, cache, mask, i) for i, g in enumerate(groups)]
 
     def _build_batch(self, prompts, matches, max_new_tokens: int):
         device = self.device

@@ -162,3 +162,20 @@ def test_a_longer_root_kept_from_an_earlier_call_does_not_stop_rows_sharing_an_e
     # the first lesson's rows reuse the root, the second's a prefill of that lesson shared by its rows
     assert len(tiny_lm.generator.store.groups) == 1
     assert all(g.reused_tokens > common + 16 for g in out)
+
+
+def test_prefixes_that_share_an_experience_are_prefilled_from_one_prefill_of_it(tiny_lm, tiny_tokenizer):
+    games = turn_prompts(tiny_lm, [0, 1])
+    lessons = ["- EXPERIENCE ITEM: avoid holes, move toward the goal. " * 3, "Congratulations! You reached the goal! " * 3]
+    prompts = [tiny_lm.encode_chat([{"role": "user", "content": f"Experience: {lesson}\\n{tiny_tokenizer.decode(g)}"}])
+               for lesson in lessons for g in (games[0], games[0], games[1], games[1])]  # two samples of two maps
+    together = tiny_lm.generator.generate(prompts, GREEDY_12)
+    groups = sorted(tiny_lm.generator.store.groups, key=lambda entry: len(entry.tokens))
+    inner, outer = groups[:2], groups[2:]
+    assert len(outer) == 4  # each map's whole prompt under each lesson, for its two samples
+    # each lesson's part prefilled once, under both of its maps' prompts
+    assert sorted(next(i for i, p in enumerate(prompts[::4]) if p[: len(e.tokens)] == list(e.tokens)) for e in inner) == [0, 1]
+    for lesson in inner:
+        assert sum(entry.tokens[: len(lesson.tokens)] == lesson.tokens for entry in outer) == 2
+    fresh = BatchGenerator(tiny_lm.model, tiny_tokenizer, tiny_lm.eos_token_ids(), 0)
+    assert [g.token_ids for g in together] == [fresh.generate([p], GREEDY_12)[0].token_ids for p in prompts]
