@@ -77,10 +77,13 @@ def shared_prefix_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.T
     positions held alike are read once, from one row, for all the rows holding them; each row's
     own positions under `own_mask` (additive, [B, 1, 1, L - own_start], or None). The parts are
     merged by their log-sum-exps: softmax over all = each part's softmax weighted by its share of
-    the total mass. Returns [B, kv_heads, group, dim] in the cache's dtype."""
-    # the kernel wants one dtype; under autocast (consolidation's sampling) q comes out of the
-    # rotation in float32 over a bf16 cache, and SDPA would cast it down just so
-    q = q.to(keys.dtype)
+    the total mass. Returns [B, kv_heads, group, dim]."""
+    # the kernel wants one dtype; under autocast (consolidation's sampling of a float32 model) q
+    # and k come out of the rotation in float32 and v out of its projection in bf16: SDPA would
+    # cast all three to the autocast dtype, so do that here
+    if torch.is_autocast_enabled(q.device.type):
+        dtype = torch.get_autocast_dtype(q.device.type)
+        q, keys, values = q.to(dtype), keys.to(dtype), values.to(dtype)
     outs, lses = [], []
     if layout.shared:
         out, lse = _attend_once(q, keys[:1, :, : layout.shared], values[:1, :, : layout.shared], scale)

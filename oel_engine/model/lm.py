@@ -46,8 +46,8 @@ class LanguageModel:
                 notes.append("q/k/v and gate/up fused")
         if self.config.fast_decode:
             step, why = decode_step_for(self._copy.model if self._copy is not None else model)
-            notes.append("decode steps skip transformers' forward" if step is not None
-                         else f"decode steps through the model's forward: {why}")
+            notes.append("decode steps skip transformers' forward and read positions rows share once"
+                         if step is not None else f"decode steps through the model's forward: {why}")
         if notes:
             self.inference_precision = replace(
                 self.inference_precision, reason="; ".join([self.inference_precision.reason, *notes]))
