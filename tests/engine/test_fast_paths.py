@@ -131,12 +131,17 @@ def test_the_probe_reads_each_distinct_prompt_once(tiny_lm):
     assert out[0].probs == out[2].probs and out[0].probs != out[1].probs
 
 
+LESSONS = ["- EXPERIENCE ITEM: avoid holes, move toward the goal. " * 3, "Congratulations! You reached the goal! " * 3]
+
+
+def lesson_prompts(lm, tokenizer, games: list[list[int]]) -> list[list[int]]:
+    """Each game's prompt under each of the two lessons, lesson after lesson."""
+    return [lm.encode_chat([{"role": "user", "content": f"Experience: {lesson}\\n{tokenizer.decode(g)}"}])
+            for lesson in LESSONS for g in games]
+
+
 def test_rows_sharing_an_experience_prefill_it_once_with_the_same_tokens(tiny_lm, tiny_tokenizer):
-    games = turn_prompts(tiny_lm, [0, 1, 2])
-    decode = lambda ids: tiny_tokenizer.decode(ids)
-    lessons = ["- EXPERIENCE ITEM: avoid holes, move toward the goal. " * 3, "Congratulations! You reached the goal! " * 3]
-    prompts = [tiny_lm.encode_chat([{"role": "user", "content": f"Experience: {lesson}\\n{decode(g)}"}])
-               for lesson in lessons for g in games]
+    prompts = lesson_prompts(tiny_lm, tiny_tokenizer, turn_prompts(tiny_lm, [0, 1, 2]))
     together = tiny_lm.generator.generate(prompts, GREEDY_12)
     assert len(tiny_lm.generator.store.groups) == 2  # one shared prefill per lesson
     fresh = BatchGenerator(tiny_lm.model, tiny_tokenizer, tiny_lm.eos_token_ids(), 0)  # no reuse at all
@@ -147,16 +152,12 @@ GREEDY_12 = SamplingConfig(temperature=0.0, max_new_tokens=12)
 
 
 def test_a_longer_root_kept_from_an_earlier_call_does_not_stop_rows_sharing_an_experience(tiny_lm, tiny_tokenizer):
-    games = turn_prompts(tiny_lm, [0, 1, 2])
-    decode = lambda ids: tiny_tokenizer.decode(ids)
-    lessons = ["- EXPERIENCE ITEM: avoid holes, move toward the goal. " * 3, "Congratulations! You reached the goal! " * 3]
-    prompts = [tiny_lm.encode_chat([{"role": "user", "content": f"Experience: {lesson}\\n{decode(g)}"}])
-               for lesson in lessons for g in games]
+    prompts = lesson_prompts(tiny_lm, tiny_tokenizer, turn_prompts(tiny_lm, [0, 1, 2]))
     earlier = [prompts[0], prompts[0][:-1]]  # an earlier call whose rows share far more: a long root
     tiny_lm.generator.generate(earlier, GREEDY_12)
     root = tiny_lm.generator.store.root
-    assert len(root.tokens) > common_prefix_length(prompts[0], prompts[3]) + 16
-    common = common_prefix_length(prompts[0], prompts[3])
+    common = common_prefix_length(prompts[0], prompts[3])  # what the two lessons' rows share
+    assert len(root.tokens) > common + 16
     out = tiny_lm.generator.generate(prompts, GREEDY_12)
     assert tiny_lm.generator.store.root is root  # kept: it covers this batch's common prefix
     # the first lesson's rows reuse the root, the second's a prefill of that lesson shared by its rows
@@ -166,9 +167,7 @@ def test_a_longer_root_kept_from_an_earlier_call_does_not_stop_rows_sharing_an_e
 
 def test_prefixes_that_share_an_experience_are_prefilled_from_one_prefill_of_it(tiny_lm, tiny_tokenizer):
     games = turn_prompts(tiny_lm, [0, 1])
-    lessons = ["- EXPERIENCE ITEM: avoid holes, move toward the goal. " * 3, "Congratulations! You reached the goal! " * 3]
-    prompts = [tiny_lm.encode_chat([{"role": "user", "content": f"Experience: {lesson}\\n{tiny_tokenizer.decode(g)}"}])
-               for lesson in lessons for g in (games[0], games[0], games[1], games[1])]  # two samples of two maps
+    prompts = lesson_prompts(tiny_lm, tiny_tokenizer, [games[0], games[0], games[1], games[1]])  # two samples of two maps
     together = tiny_lm.generator.generate(prompts, GREEDY_12)
     groups = sorted(tiny_lm.generator.store.groups, key=lambda entry: len(entry.tokens))
     inner, outer = groups[:2], groups[2:]
