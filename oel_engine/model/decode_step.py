@@ -70,14 +70,14 @@ def _attend_once(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scal
             lse.reshape(kv_heads, rows, group).transpose(0, 1))
 
 
-def shared_prefix_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, layout,
+def shared_prefix_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, layout, groups: list,
                             own_mask: torch.Tensor | None, scale: float) -> torch.Tensor:
     """Attention of q [B, kv_heads, group, dim] (a row's query heads under their key/value head)
-    over keys/values [B, kv_heads, L, dim] laid out as `layout` (kv_cache.SharedLayout) says:
-    positions held alike are read once, from one row, for all the rows holding them; each row's
-    own positions under `own_mask` (additive, [B, 1, 1, L - own_start], or None). The parts are
-    merged by their log-sum-exps: softmax over all = each part's softmax weighted by its share of
-    the total mass. Returns [B, kv_heads, group, dim]."""
+    over keys/values [B, kv_heads, L, dim] laid out as `layout` (kv_cache.SharedLayout) says,
+    `groups` its groups() now: positions held alike are read once, from one row, for all the rows
+    holding them; each row's own positions under `own_mask` (additive, [B, 1, 1, L - own_start],
+    or None). The parts are merged by their log-sum-exps: softmax over all = each part's softmax
+    weighted by its share of the total mass. Returns [B, kv_heads, group, dim]."""
     # the kernel wants one dtype; under autocast (consolidation's sampling of a float32 model) q
     # and k come out of the rotation in float32 and v out of its projection in bf16: SDPA would
     # cast all three to the autocast dtype, so do that here
@@ -89,7 +89,6 @@ def shared_prefix_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.T
         out, lse = _attend_once(q, keys[:1, :, : layout.shared], values[:1, :, : layout.shared], scale)
         outs.append(out)
         lses.append(lse)
-    groups = layout.groups()
     if groups:
         out = q.new_zeros(q.shape, dtype=torch.float32)
         lse = q.new_full(q.shape[:3], float("-inf"), dtype=torch.float32)  # no mass for rows in no group
@@ -187,6 +186,7 @@ class DecodeStep:
         if split:
             own = mask[:, layout.own_start :]
             attend = None if bool(own.all()) else additive_mask(own, h.dtype)
+            groups = layout.groups()  # once per step: the rows may have changed since the last
         group = heads // kv_heads
         q_size, kv_size = heads * dim, kv_heads * dim
         for layer, cached in zip(self.layers, cache.layers):
@@ -206,8 +206,8 @@ class DecodeStep:
                 q, k = rotate(q, cos, sin), rotate(k, cos, sin)
             keys, values = cached.update(k[:, :, None], v.view(batch, kv_heads, 1, dim))
             if split:
-                out = shared_prefix_attention(q.reshape(batch, kv_heads, group, dim), keys, values, layout, attend,
-                                              self.scale)
+                out = shared_prefix_attention(q.reshape(batch, kv_heads, group, dim), keys, values, layout, groups,
+                                              attend, self.scale)
             elif attend is None:
                 out = torch.nn.functional.scaled_dot_product_attention(
                     q[:, :, None], keys, values, scale=self.scale, enable_gqa=heads != kv_heads)

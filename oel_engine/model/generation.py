@@ -249,7 +249,6 @@ class BatchGenerator:
         device = self.device
         batch = len(prompts)
         reuse = [n for _, n in matches]
-        past_len = max(reuse)
         new_len = max(len(p) - n for p, n in zip(prompts, reuse))
         # positions several rows hold alike first (decode steps read them once), then each row's
         # own past, left-padded

@@ -160,12 +160,13 @@ def test_attention_read_once_where_rows_hold_the_same_positions_is_attention_ove
             mask[r, layout.own_start : layout.own_start + 2 * r] = 0  # each row's own past left-padded differently
         q_, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
         whole = torch.nn.functional.scaled_dot_product_attention(q_, k, v, attn_mask=additive_mask(mask, dtype))
-        split = shared_prefix_attention(q_, k, v, layout, additive_mask(mask[:, layout.own_start :], dtype), dim**-0.5)
+        split = shared_prefix_attention(q_, k, v, layout, layout.groups(), additive_mask(mask[:, layout.own_start :], dtype),
+                                        dim**-0.5)
         assert split.dtype == dtype and split.shape == whole.shape
         assert (split.float() - whole.float()).abs().max() <= tolerance * whole.float().abs().max(), name
         if not layout.group_of_row:  # and with nothing hidden among the rows' own positions
             whole = torch.nn.functional.scaled_dot_product_attention(q_, k, v)
-            split = shared_prefix_attention(q_, k, v, layout, None, dim**-0.5)
+            split = shared_prefix_attention(q_, k, v, layout, layout.groups(), None, dim**-0.5)
             assert (split.float() - whole.float()).abs().max() <= tolerance * whole.float().abs().max(), name
 
 
