@@ -34,11 +34,15 @@ from .kv_cache import (
 MIN_ROOT_TOKENS = 16
 # Finished rows are dropped from the batch once 1/COMPACT_AT of it has finished.
 COMPACT_AT = 4
-# Decode steps read positions several rows hold alike once, when there are at least this many,
-# and, for a group of rows beyond what all rows hold, when that spares reading this many
-# positions per step: a group costs ~2.4 ms of calls per step (SmolLM2, 30 layers), a position
-# ~2.3 us of reads (measured: 2 groups of 8 rows x 282 positions, 48 ms steps against 50).
+# Decode steps read positions several rows hold alike once when at least this many are, when
+# that spares reading MIN_SPLIT_SAVING positions per step in all (rows x positions beyond one
+# row's), and, for a group of rows beyond what all rows hold, MIN_GROUP_SAVING. Measured on
+# SmolLM2 (30 layers): splitting costs ~3 ms a step in kernel calls and merges (2 rows under a
+# 430-token experience: 27.8 ms against 24.8; 4 rows: 29.4 against 27.7; 8 rows: 33.4 against
+# 36.1; 16 first-turn rows under a 99-token preamble: 41.7 against 40.1); a further group ~2 ms
+# (2 groups of 8 rows x 282 positions: 47-48 ms steps against 50 without them).
 MIN_SHARED_TOKENS = 32
+MIN_SPLIT_SAVING = 2048
 MIN_GROUP_SAVING = 1024
 
 
@@ -294,7 +298,8 @@ class BatchGenerator:
         """The positions all rows hold alike, then groups of rows holding more alike beyond them
         (the games of one experience): rows sorted by prompt, neighbours sharing at least
         MIN_SHARED_TOKENS more form a group, kept when it spares reading MIN_GROUP_SAVING
-        positions per step. Only positions every member has cached count. Equal tokens mean
+        positions per step; none of it when all together spare fewer than MIN_SPLIT_SAVING.
+        Only positions every member has cached count. Equal tokens mean
         equal keys/values (attention is causal) up to rounding: prefills with other padding or
         batch-mates may round apart, so one row's copy stands for all."""
         reuse = [n for _, n in matches]
@@ -329,8 +334,10 @@ class BatchGenerator:
         # what all rows hold is read once
         own = max(n - (ends[g] if g >= 0 else shared) for n, g in zip(reuse, group_of_row))
         if layout.own_start + own > max(reuse) + max(reuse) // 8:
-            return SharedLayout(shared, own_start=shared)
-        return layout
+            layout = SharedLayout(shared, own_start=shared)
+        spared = (len(prompts) - 1) * layout.shared + sum(
+            (layout.group_of_row.count(g) - 1) * (end - shared) for g, end in enumerate(layout.group_ends))
+        return layout if spared >= MIN_SPLIT_SAVING else SharedLayout()
 
     # -- running the model ----------------------------------------------------------------
 

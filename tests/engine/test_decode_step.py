@@ -174,7 +174,8 @@ def decode_fixed_tokens(model, tokenizer, prompts, steps, split: bool, monkeypat
     """Per-step logits (float32) of decode steps fed the same tokens whatever the model samples,
     with attention split at the rows' shared prefix or not; and the cache's shared length."""
     monkeypatch.setattr(generation, "MIN_SHARED_TOKENS", 32 if split else 10**9)
-    monkeypatch.setattr(generation, "MIN_GROUP_SAVING", 1)  # tiny groups: worth it here, to test them
+    monkeypatch.setattr(generation, "MIN_GROUP_SAVING", 1)  # tiny batches: worth splitting here, to test it
+    monkeypatch.setattr(generation, "MIN_SPLIT_SAVING", 1)
     gen = BatchGenerator(model, tokenizer, [tokenizer.eos_token_id])
     step, _ = decode_step_for(model)
     seen = []
@@ -229,7 +230,11 @@ def test_rows_read_once_the_cached_positions_their_prompts_share(tiny_tokenizer,
     entry = PrefixEntry(tuple(tokens), [torch.zeros(1, 2, 120, 16)] * 2, [torch.zeros(1, 2, 120, 16)] * 2)
     layout = lambda prompts, reuse: gen._shared_layout(prompts, [(entry, n) for n in reuse])
     two = [tokens[:60] + [70], tokens[:60] + [71]]
+    monkeypatch.setattr(generation, "MIN_SPLIT_SAVING", 60)  # the second row's 60 positions
     assert layout(two, [60, 60]).shared == 60
+    monkeypatch.setattr(generation, "MIN_SPLIT_SAVING", 61)  # two rows sparing less: no split at all
+    assert layout(two, [60, 60]) == SharedLayout()
+    monkeypatch.setattr(generation, "MIN_SPLIT_SAVING", 1)
     assert layout(two, [60, 50]).shared == 50  # one row has less cached
     assert layout(two, [60, 20]).shared == 0  # too few to read apart
     assert layout([tokens[:40] + [9] * 21, two[1]], [60, 60]).shared == 40  # the prompts part at 40
@@ -262,6 +267,7 @@ def test_groups_that_would_pad_every_rows_cache_out_are_not_formed(tiny_tokenize
     tokens = list(range(5, 205))
     entry = PrefixEntry(tuple(tokens), [torch.zeros(1, 2, 200, 16)] * 2, [torch.zeros(1, 2, 200, 16)] * 2)
     monkeypatch.setattr(generation, "MIN_GROUP_SAVING", 1)
+    monkeypatch.setattr(generation, "MIN_SPLIT_SAVING", 1)
     grouped = [tokens[:100] + [1], tokens[:100] + [2]]
     # a third row with a long past of its own: its own positions would start after the group's span
     alone = tokens[:40] + [9] * 160
