@@ -182,7 +182,7 @@ class DecodeStep:
         # heads itself; with padding it packs the query heads under their key/value head
         attend = None if bool(mask.all()) else additive_mask(mask, h.dtype)
         layout = getattr(cache, "layout", None)
-        split = layout is not None and (layout.shared > 0 or layout.group_of_row is not None)
+        split = layout is not None and layout.splits
         if split:
             own = mask[:, layout.own_start :]
             attend = None if bool(own.all()) else additive_mask(own, h.dtype)

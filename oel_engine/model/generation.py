@@ -25,6 +25,7 @@ from .kv_cache import (
     PrefixEntry,
     PrefixStore,
     SharedLayout,
+    batch_prefix_length,
     common_prefix_length,
     returned_cache,
     with_cache,
@@ -198,10 +199,7 @@ class BatchGenerator:
 
     def _refresh_root(self, prompts: list[list[int]]) -> None:
         """Make the shared root the longest prefix common to this batch, if it is worth it."""
-        lcp = prompts[0]
-        for p in prompts[1:]:
-            lcp = lcp[: common_prefix_length(lcp, p)]
-        lcp = lcp[: min(len(p) for p in prompts) - 1]
+        lcp = prompts[0][: min(batch_prefix_length(prompts), min(len(p) for p in prompts) - 1)]
         root = self.store.root
         if len(lcp) < MIN_ROOT_TOKENS or (root is not None and root.tokens == tuple(lcp)):
             return
@@ -258,8 +256,7 @@ class BatchGenerator:
         # own past, left-padded
         use_layout = max_new_tokens > 0 and self._step is not None and self.share_reads
         layout = self._shared_layout(prompts, matches) if use_layout else SharedLayout()
-        ends = [layout.group_ends[g] if layout.group_of_row and g >= 0 else layout.shared
-                for g in (layout.group_of_row or [-1] * batch)]
+        ends = layout.row_ends(batch)
         own = [n - end for n, end in zip(reuse, ends)]
         past_len = layout.own_start + max(own)
         input_ids = torch.full((batch, new_len), self.pad_id, dtype=torch.long)
@@ -299,15 +296,13 @@ class BatchGenerator:
         (the games of one experience): rows sorted by prompt, neighbours sharing at least
         MIN_SHARED_TOKENS more form a group, kept when it spares reading MIN_GROUP_SAVING
         positions per step; none of it when all together spare fewer than MIN_SPLIT_SAVING.
-        Only positions every member has cached count. Equal tokens mean
-        equal keys/values (attention is causal) up to rounding: prefills with other padding or
-        batch-mates may round apart, so one row's copy stands for all."""
+        Only positions every member has cached count. Equal tokens mean equal keys/values
+        (attention is causal) up to rounding: prefills with other padding or batch-mates may
+        round apart, so one row's copy stands for all."""
         reuse = [n for _, n in matches]
         if len(prompts) < 2:
             return SharedLayout()
-        shared = min(reuse)
-        for p in prompts[1:]:
-            shared = min(shared, common_prefix_length(prompts[0], p))
+        shared = min(min(reuse), batch_prefix_length(prompts))
         shared = shared if shared >= MIN_SHARED_TOKENS else 0
         group_of_row, ends = [-1] * len(prompts), []
 
@@ -332,7 +327,7 @@ class BatchGenerator:
         # every row's own positions come after the longest group's span: rows in no group with
         # long pasts would pad every row's cache out (more memory, longer prefills); then only
         # what all rows hold is read once
-        own = max(n - (ends[g] if g >= 0 else shared) for n, g in zip(reuse, group_of_row))
+        own = max(n - end for n, end in zip(reuse, layout.row_ends(len(prompts))))
         if layout.own_start + own > max(reuse) + max(reuse) // 8:
             layout = SharedLayout(shared, own_start=shared)
         spared = (len(prompts) - 1) * layout.shared + sum(

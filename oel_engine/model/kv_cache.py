@@ -94,6 +94,15 @@ class SharedLayout:
     group_ends: list[int] = field(default_factory=list)
     own_start: int = 0
 
+    @property
+    def splits(self) -> bool:
+        """Whether decode steps read any positions once for several rows."""
+        return self.shared > 0 or self.group_of_row is not None
+
+    def row_ends(self, batch: int) -> list[int]:
+        """Per row, where the positions it holds alike with others end (its own begin after)."""
+        return [self.group_ends[g] if g >= 0 else self.shared for g in (self.group_of_row or [-1] * batch)]
+
     def select(self, indices: list[int]) -> None:
         if self.group_of_row is not None:
             self.group_of_row = [self.group_of_row[i] for i in indices]
@@ -144,6 +153,14 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def batch_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """The length of the prefix every sequence starts with."""
+    n = len(sequences[0])
+    for s in sequences[1:]:
+        n = common_prefix_length(sequences[0][:n], s)
+    return n
 
 
 class PrefixStore:
