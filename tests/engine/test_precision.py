@@ -50,6 +50,28 @@ def test_a_busy_moment_does_not_pick_a_slow_bf16(monkeypatch):
     assert choice.choice == "float32" and choice.bf16_speedup < 1
 
 
+def test_a_slow_first_bf16_call_does_not_pick_float32(monkeypatch):
+    """A process's first bf16 call sets up its kernels (measured 15x a warm one right after a
+    model load): that one call must not make a faster bf16 look too slow to try again."""
+    from oel_engine.model import precision
+
+    seen = {"bf16": 0}
+
+    def timed(autocast):
+        if not autocast:
+            return 0.002
+        seen["bf16"] += 1
+        return 0.030 if seen["bf16"] == 1 else 0.001
+
+    precision.measure_cpu_bf16.cache_clear()
+    monkeypatch.setattr(precision, "_time_step", timed)
+    try:
+        choice = precision.choose_autocast("auto", torch.device("cpu"))
+    finally:
+        precision.measure_cpu_bf16.cache_clear()
+    assert choice.choice == "bf16" and choice.bf16_speedup == pytest.approx(2.0)
+
+
 def test_the_precision_choice_is_recorded_in_the_run(tmp_path, tiny_folder):
     from oel_engine.metrics import PrecisionChoice
 
