@@ -32,6 +32,7 @@ from oel_engine.games import make_game
 from oel_engine.model.generation import sample_next
 from oel_engine.model.loader import load_language_model
 from oel_engine.model.precision import cpu_description
+from oel_engine.model.prefill import chunked_prefill
 from oel_engine.play.prompts import turn_messages
 
 # Our step without one of its speed-ups: ModelConfig changes, what the baseline is, and
@@ -117,9 +118,9 @@ def our_step_seconds(lm, prompts: list[list[int]], steps: int = 32) -> tuple[flo
     gen = lm.generator
     gen.reset_cache()
     started = time.perf_counter()
-    _, cache, mask, pos, input_ids = gen._prepare(prompts, [None] * len(prompts), steps + 1)
+    _, _, _, cache, mask, pos, input_ids = gen._prepare(prompts, [None] * len(prompts), steps + 1)
     with gen._eval_mode():
-        logits = gen._forward(input_ids, mask, pos, cache)
+        logits = chunked_prefill(gen._forward, input_ids, mask, pos, cache)
         prefill = time.perf_counter() - started
         next_pos = pos[:, -1:] + 1
         times = []

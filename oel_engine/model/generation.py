@@ -30,6 +30,7 @@ from .kv_cache import (
     returned_cache,
     with_cache,
 )
+from .prefill import chunked_prefill
 
 # A shared root is only worth a separate forward when it saves this many tokens per row.
 MIN_ROOT_TOKENS = 16
@@ -149,35 +150,44 @@ class BatchGenerator:
         if not prompts:
             return []
         keys = list(keys) if keys is not None else [None] * len(prompts)
-        prompts = [list(p) for p in prompts]
-        matches, cache, mask, pos, input_ids = self._prepare(prompts, keys, cfg.max_new_tokens)
+        order, prompts, matches, cache, mask, pos, input_ids = self._prepare([list(p) for p in prompts], keys,
+                                                                              cfg.max_new_tokens)
+        keys = [keys[i] for i in order]
+        if isinstance(generator, (list, tuple)):
+            generator = [generator[i] for i in order]
         with self._eval_mode():
-            logits = self._forward(input_ids, mask, pos, cache)
+            logits = chunked_prefill(self._forward, input_ids, mask, pos, cache)
             if self.store.enabled:
                 self._remember_prompts(prompts, keys, cache, mask)
             outputs = self._decode(logits, cache, mask, pos, cfg, generator, len(prompts), should_stop)
-        results = []
-        for prompt, (_, reused), (ids, finished) in zip(prompts, matches, outputs):
+        results: list[Generation | None] = [None] * len(prompts)
+        for i, prompt, (_, reused), (ids, finished) in zip(order, prompts, matches, outputs):
             self.store.hit_tokens += reused
             self.store.computed_tokens += len(prompt) - reused
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            results.append(Generation(ids, text, len(prompt), reused, finished))
+            results[i] = Generation(ids, text, len(prompt), reused, finished)
         return results
 
     @torch.no_grad()
     def next_token_logits(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
         """The logits after each prompt, [B, V] float32: one forward pass that reuses the shared
         root's keys/values (a batch of prompts with one preamble prefills only what differs)."""
-        prompts = [list(p) for p in prompts]
-        _, cache, mask, pos, input_ids = self._prepare(prompts, [None] * len(prompts), 0)
+        order, prompts, _, cache, mask, pos, input_ids = self._prepare([list(p) for p in prompts],
+                                                                       [None] * len(prompts), 0)
         with self._eval_mode():
-            return self._forward(input_ids, mask, pos, cache).float()
+            logits = chunked_prefill(self._forward, input_ids, mask, pos, cache).float()
+        back = torch.empty(len(order), dtype=torch.long)
+        back[torch.tensor(order)] = torch.arange(len(order))
+        return logits[back.to(logits.device)]
 
     # -- building the batch ---------------------------------------------------------------
 
     def _prepare(self, prompts: list[list[int]], keys: list, max_new_tokens: int):
         """Pick the model to run (asked first: it may reset the cache), refresh the prefixes the
-        batch shares, and lay the batch out over the best cached prefix of each row."""
+        batch shares, and lay the batch out over the best cached prefix of each row, rows ordered
+        by how many new tokens they bring (the prefill runs rows of like length together).
+        Returns that order (batch row -> prompt index), the prompts and matches in it, and the
+        batch."""
         self._active = self.weights() if self.weights is not None else self.model
         # looked up per call, not cached: LoRA may have been injected into the same model object
         self._step, why = decode_step_for(self._active) if self.fast_decode else (None, "fast_decode is off")
@@ -186,7 +196,9 @@ class BatchGenerator:
             self._refresh_root(prompts)
             self._refresh_groups(prompts, keys)
         matches = [self.store.best_match(k, p) if self.store.enabled else (None, 0) for k, p in zip(keys, prompts)]
-        return (matches, *self._build_batch(prompts, matches, max_new_tokens))
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) - matches[i][1])
+        prompts, matches = [prompts[i] for i in order], [matches[i] for i in order]
+        return (order, prompts, matches, *self._build_batch(prompts, matches, max_new_tokens))
 
     @contextlib.contextmanager
     def _eval_mode(self):
@@ -244,7 +256,7 @@ class BatchGenerator:
         inner = self.store.groups
         matches = [self.store.best_match(None, g) for g in groups]
         cache, mask, pos, input_ids = self._build_batch(groups, matches, 0)
-        self._forward(input_ids, mask, pos, cache)
+        chunked_prefill(self._forward, input_ids, mask, pos, cache)
         self.store.groups = inner + [_row_entry(g, cache, mask, i) for i, g in enumerate(groups)]
 
     def _build_batch(self, prompts, matches, max_new_tokens: int):

@@ -77,6 +77,21 @@ class BufferLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self._length
 
+    def rows(self, start: int, stop: int, length: int) -> "BufferLayer":
+        """Rows [start, stop) as a layer over this buffer (what it writes lands here), holding
+        `length` positions; it must not grow (a grown buffer would be its own)."""
+        view = BufferLayer.__new__(BufferLayer)
+        DynamicLayer.__init__(view)
+        view._kbuf, view._vbuf = self._kbuf[start:stop], self._vbuf[start:stop]
+        view._length, view.dtype, view.device, view.is_initialized = length, self.dtype, self.device, True
+        view._sync_views()
+        return view
+
+    def seek(self, length: int) -> None:
+        """Hold `length` positions (after row views wrote past the current end)."""
+        self._length = length
+        self._sync_views()
+
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self._kbuf = self._kbuf[indices]
         self._vbuf = self._vbuf[indices]

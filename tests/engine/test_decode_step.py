@@ -51,7 +51,7 @@ def steps_both_ways(model, tokenizer, prompts, steps=6):
     """Prefill `prompts`, then decode `steps` greedy tokens twice from copies of one cache: with
     the decode step and with the model's forward. Returns both lists of per-step logits."""
     gen = BatchGenerator(model, tokenizer, [tokenizer.eos_token_id], prefix_cache_mb=0)
-    _, cache, mask, pos, input_ids = gen._prepare(prompts, [None] * len(prompts), steps)
+    _, _, _, cache, mask, pos, input_ids = gen._prepare(prompts, [None] * len(prompts), steps)
     step, why = decode_step_for(model)
     assert step is not None, why
     with torch.no_grad():
@@ -180,7 +180,7 @@ def decode_fixed_tokens(model, tokenizer, prompts, steps, split: bool, monkeypat
     step, _ = decode_step_for(model)
     seen = []
     with torch.no_grad():
-        _, cache, mask, pos, input_ids = gen._prepare(prompts, [None] * len(prompts), steps)
+        _, _, _, cache, mask, pos, input_ids = gen._prepare(prompts, [None] * len(prompts), steps)
         gen._forward(input_ids, mask, pos, cache)
         next_pos = pos[:, -1:] + 1
         for i in range(steps):
