@@ -115,7 +115,7 @@ def run_ours(args, precision: str) -> dict:
     from oel_engine.consolidation.trainer import Distiller, Prefix
     from oel_engine.model.loader import load_language_model
 
-    lm = load_language_model(ModelConfig(model=args.model, batch_size=args.prefixes))
+    lm = load_language_model(ModelConfig(model=args.model, batch_size=args.prefixes, dtype=args.ours_dtype))
     count = lambda messages: len(lm.encode_chat(messages))
     prompts, context = bench_inputs(count, args.prefixes, args.prompt_tokens, args.context_tokens)
     cfg = ConsolidationConfig(steps=args.warmup + args.steps, games_per_step=1, loss="topk", top_k=256,
@@ -238,7 +238,7 @@ def child(args, side: str, precision: str) -> dict | None:
     cmd = [sys.executable, __file__, "--child", side, "--precision", precision, "--model", args.model,
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--prefixes", str(args.prefixes),
            "--new-tokens", str(args.new_tokens), "--micro-batch", str(args.micro_batch),
-           "--trl-micro-batch", str(args.trl_micro_batch), "--scratch", args.scratch]
+           "--trl-micro-batch", str(args.trl_micro_batch), "--scratch", args.scratch, "--ours-dtype", args.ours_dtype]
     print(f"{side} ({precision}) ...", flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     result = None
@@ -265,6 +265,9 @@ def main() -> None:
     ap.add_argument("--micro-batch", type=int, default=2, help="ours: prefixes per forward/backward")
     ap.add_argument("--trl-micro-batch", type=int, default=0, help="TRL: per-device batch (0: all prefixes)")
     ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument("--ours-dtype", default="auto",
+                    help="ours: the dtype the weights load in (bfloat16: the frozen base in bf16 under a float32 "
+                         "adapter, as on a GPU; auto: float32 on a CPU)")
     ap.add_argument("--sides", default="ours,trl")
     ap.add_argument("--scratch", default="/tmp/oel-bench-consolidate")
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
