@@ -282,22 +282,23 @@ class BatchGenerator:
             mask[i, past_len - own[i] : past_len] = 1
             mask[i, past_len + new_len - len(fresh) :] = 1
         layers = []
+        capacity = past_len + new_len + max_new_tokens + 1
         if past_len > 0:
             template = next(e for e, n in matches if e is not None and n > 0)
             for layer in range(len(template.keys)):
+                # the cache's own buffers, filled in place (zeros: padding must stay finite under the mask)
                 k0, v0 = template.keys[layer], template.values[layer]
-                keys = k0.new_zeros((batch, k0.shape[1], past_len, k0.shape[3]))
-                values = v0.new_zeros((batch, v0.shape[1], past_len, v0.shape[3]))
+                keys = k0.new_zeros((batch, k0.shape[1], capacity, k0.shape[3]))
+                values = v0.new_zeros((batch, v0.shape[1], capacity, v0.shape[3]))
                 for i, (entry, n) in enumerate(matches):
                     if n > 0:
                         keys[i, :, : ends[i]] = entry.keys[layer][0, :, : ends[i]]
                         values[i, :, : ends[i]] = entry.values[layer][0, :, : ends[i]]
                         keys[i, :, past_len - own[i] : past_len] = entry.keys[layer][0, :, ends[i] : n]
                         values[i, :, past_len - own[i] : past_len] = entry.values[layer][0, :, ends[i] : n]
-                layers.append((keys, values))
-        capacity = past_len + new_len + max_new_tokens + 1
+                layers.append(BufferLayer.over(keys, values, past_len))
         if layers:
-            cache = BufferCache([BufferLayer(k, v, capacity) for k, v in layers], layout)
+            cache = BufferCache(layers, layout)
         else:
             cache = BufferCache([])
             cache.layer_class_to_replicate = _lazy_buffer_layer(capacity)
@@ -414,9 +415,9 @@ class BatchGenerator:
 
 def _row_entry(tokens, cache: BufferCache, mask, i: int) -> PrefixEntry:
     """Row i's keys/values (its valid positions) as a stored prefix of `tokens`."""
-    idx = mask[i].nonzero().squeeze(-1)
-    return PrefixEntry(tuple(tokens), [layer.keys[i : i + 1, :, idx].clone() for layer in cache.layers],
-                       [layer.values[i : i + 1, :, idx].clone() for layer in cache.layers])
+    idx = mask[i].nonzero().squeeze(-1)  # indexing by a tensor copies: no clone needed
+    return PrefixEntry(tuple(tokens), [layer.keys[i : i + 1, :, idx] for layer in cache.layers],
+                       [layer.values[i : i + 1, :, idx] for layer in cache.layers])
 
 
 def last_positions(length: int, keep: int, device=None):

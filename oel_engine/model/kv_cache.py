@@ -57,6 +57,22 @@ class BufferLayer(DynamicLayer):
         self.is_initialized = True
         self._sync_views()
 
+    @classmethod
+    def over(cls, key_buffer: torch.Tensor, value_buffer: torch.Tensor, length: int) -> "BufferLayer":
+        """A layer that takes these [batch, heads, capacity, dim] buffers as its own, holding
+        their first `length` positions."""
+        layer = cls.__new__(cls)
+        DynamicLayer.__init__(layer)
+        layer._kbuf, layer._vbuf = key_buffer, value_buffer
+        layer._length, layer.dtype, layer.device, layer.is_initialized = length, key_buffer.dtype, key_buffer.device, True
+        layer._sync_views()
+        return layer
+
+    def rows(self, start: int, stop: int, length: int) -> "BufferLayer":
+        """Rows [start, stop) as a layer over this buffer (what it writes lands here), holding
+        `length` positions; it must not grow (a grown buffer would be its own)."""
+        return BufferLayer.over(self._kbuf[start:stop], self._vbuf[start:stop], length)
+
     def _sync_views(self) -> None:
         self.keys = self._kbuf[:, :, : self._length]
         self.values = self._vbuf[:, :, : self._length]
@@ -76,16 +92,6 @@ class BufferLayer(DynamicLayer):
 
     def get_seq_length(self) -> int:
         return self._length
-
-    def rows(self, start: int, stop: int, length: int) -> "BufferLayer":
-        """Rows [start, stop) as a layer over this buffer (what it writes lands here), holding
-        `length` positions; it must not grow (a grown buffer would be its own)."""
-        view = BufferLayer.__new__(BufferLayer)
-        DynamicLayer.__init__(view)
-        view._kbuf, view._vbuf = self._kbuf[start:stop], self._vbuf[start:stop]
-        view._length, view.dtype, view.device, view.is_initialized = length, self.dtype, self.device, True
-        view._sync_views()
-        return view
 
     def seek(self, length: int) -> None:
         """Hold `length` positions (after row views wrote past the current end)."""
