@@ -26,7 +26,7 @@ TEACH_EVAL_MAPS, TEACH_EVAL_SAMPLES, TEACH_PROBE_MAPS = 16, 2, 32
 
 
 def demo(game: GameConfig, model: ModelConfig, rounds: int) -> LoopConfig:
-    """One round of the embedded model in about five minutes on a 2-core CPU (docs/measurements.md
+    """One round of the embedded model in four to five minutes on a 2-core CPU (docs/measurements.md
     has the measured time per stage). Everything is scaled down; the structure is the paper's."""
     evaluation = EvalConfig(episodes=32, samples=2,
                             sampling=SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=64))
