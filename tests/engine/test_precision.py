@@ -29,11 +29,21 @@ def test_auto_precision_follows_the_measurement(monkeypatch):
     assert build("demo", GameConfig(), ModelConfig(), 1).consolidation.autocast == "auto"
 
 
+def autocast_choice_timed_by(monkeypatch, timed):
+    """What `auto` picks when `timed(autocast)` gives each timing (the measurement not cached)."""
+    from oel_engine.model import precision
+
+    precision.measure_cpu_bf16.cache_clear()
+    monkeypatch.setattr(precision, "_time_step", timed)
+    try:
+        return precision.choose_autocast("auto", torch.device("cpu"))
+    finally:
+        precision.measure_cpu_bf16.cache_clear()
+
+
 def test_a_busy_moment_does_not_pick_a_slow_bf16(monkeypatch):
     """Other work on the CPU during the first few timings (x20) must not make a bf16 that is
     10x slower look faster: both precisions are timed through the busy moment alike."""
-    from oel_engine.model import precision
-
     calls = {"n": 0}
 
     def timed(autocast):
@@ -41,20 +51,13 @@ def test_a_busy_moment_does_not_pick_a_slow_bf16(monkeypatch):
         busy = 20 if calls["n"] <= 4 else 1
         return (0.05 if autocast else 0.005) * busy
 
-    precision.measure_cpu_bf16.cache_clear()
-    monkeypatch.setattr(precision, "_time_step", timed)
-    try:
-        choice = precision.choose_autocast("auto", torch.device("cpu"))
-    finally:
-        precision.measure_cpu_bf16.cache_clear()
+    choice = autocast_choice_timed_by(monkeypatch, timed)
     assert choice.choice == "float32" and choice.bf16_speedup < 1
 
 
 def test_a_slow_first_bf16_call_does_not_pick_float32(monkeypatch):
     """A process's first bf16 call sets up its kernels (measured 15x a warm one right after a
     model load): that one call must not make a faster bf16 look too slow to try again."""
-    from oel_engine.model import precision
-
     seen = {"bf16": 0}
 
     def timed(autocast):
@@ -63,12 +66,7 @@ def test_a_slow_first_bf16_call_does_not_pick_float32(monkeypatch):
         seen["bf16"] += 1
         return 0.030 if seen["bf16"] == 1 else 0.001
 
-    precision.measure_cpu_bf16.cache_clear()
-    monkeypatch.setattr(precision, "_time_step", timed)
-    try:
-        choice = precision.choose_autocast("auto", torch.device("cpu"))
-    finally:
-        precision.measure_cpu_bf16.cache_clear()
+    choice = autocast_choice_timed_by(monkeypatch, timed)
     assert choice.choice == "bf16" and choice.bf16_speedup == pytest.approx(2.0)
 
 
