@@ -48,14 +48,11 @@ class BufferLayer(DynamicLayer):
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int):
         super().__init__()
         batch, heads, length, dim = keys.shape
-        self._kbuf = keys.new_zeros((batch, heads, capacity, dim))
-        self._vbuf = values.new_zeros((batch, values.shape[1], capacity, values.shape[-1]))
-        self._kbuf[:, :, :length] = keys
-        self._vbuf[:, :, :length] = values
-        self._length = length
-        self.dtype, self.device = keys.dtype, keys.device
-        self.is_initialized = True
-        self._sync_views()
+        key_buffer = keys.new_zeros((batch, heads, capacity, dim))
+        value_buffer = values.new_zeros((batch, values.shape[1], capacity, values.shape[-1]))
+        key_buffer[:, :, :length] = keys
+        value_buffer[:, :, :length] = values
+        self._hold(key_buffer, value_buffer, length)
 
     @classmethod
     def over(cls, key_buffer: torch.Tensor, value_buffer: torch.Tensor, length: int) -> "BufferLayer":
@@ -63,10 +60,13 @@ class BufferLayer(DynamicLayer):
         their first `length` positions."""
         layer = cls.__new__(cls)
         DynamicLayer.__init__(layer)
-        layer._kbuf, layer._vbuf = key_buffer, value_buffer
-        layer._length, layer.dtype, layer.device, layer.is_initialized = length, key_buffer.dtype, key_buffer.device, True
-        layer._sync_views()
+        layer._hold(key_buffer, value_buffer, length)
         return layer
+
+    def _hold(self, key_buffer: torch.Tensor, value_buffer: torch.Tensor, length: int) -> None:
+        self._kbuf, self._vbuf, self._length = key_buffer, value_buffer, length
+        self.dtype, self.device, self.is_initialized = key_buffer.dtype, key_buffer.device, True
+        self._sync_views()
 
     def rows(self, start: int, stop: int, length: int) -> "BufferLayer":
         """Rows [start, stop) as a layer over this buffer (what it writes lands here), holding

@@ -3,9 +3,9 @@
 A batch's new tokens are left-padded to the longest row's, and the padding is computed like real
 tokens: in the second turn of a held-out evaluation 62 rows brought 3,036 new tokens (49 on
 average, 186 at most) padded to 11,532, and that prefill took 4.0 of the evaluation's 11 s of
-prefill. Rows of like length (the caller orders them so) run together,
-each chunk only as wide as its longest row, writing into the same cache buffer; chunks are cut
-where the padding they spare outweighs a forward call's fixed cost.
+prefill. Rows of like length (the caller orders them so) run together, each chunk only as wide
+as its longest row, writing into the same cache buffer; chunks are cut where the padding they
+spare outweighs a forward call's fixed cost.
 """
 
 from __future__ import annotations
