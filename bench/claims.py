@@ -57,7 +57,9 @@ def matrix(seeds: list[int], games: list[str], ood: int) -> list[Cell]:
             main = f"fl-main-s{s}"
             cells += [
                 Cell(main, "frozenlake", s, 2, "main", options=["--ood", str(ood)]),
-                Cell(f"fl-trajectories-s{s}", "frozenlake", s, 1, "trajectories", main, ["--teacher-context", "trajectories"]),
+                # no instruction probe: claim (d) compares pass rates and move probabilities only
+                Cell(f"fl-trajectories-s{s}", "frozenlake", s, 1, "trajectories", main,
+                     ["--teacher-context", "trajectories", "--ood", "0"]),
                 Cell(f"fl-offpolicy-s{s}", "frozenlake", s, 1, "offpolicy", main, ["--loss", "offpolicy"]),
                 Cell(f"fl-lessons-s{s}", "frozenlake", s, 1, "lessons",
                      options=["--experience", str(LESSONS / "frozenlake.txt"), "--ood", "0"]),

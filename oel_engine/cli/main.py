@@ -632,6 +632,8 @@ def fork(
     teacher_context: Optional[str] = TeacherContextOpt,
     learning_rate: Optional[float] = typer.Option(None, "--lr", help="LoRA learning rate"),
     steps: Optional[int] = typer.Option(None, "--steps", help="optimizer steps T (collects its games again)"),
+    ood: Optional[int] = typer.Option(None, "--ood", help="instruction-probe seeds in the fork's own evaluations "
+                                      "(default: the source's; 0 skips the probe)"),
     saves: Optional[Path] = SavesOpt,
 ):
     """A new run with the same games and experience as RUN and other consolidation settings (an
@@ -640,9 +642,11 @@ def fork(
                            learning_rate=learning_rate, steps=steps)
     if not changes:
         raise OelError("a fork needs at least one changed setting (for example --loss or --teacher-context)")
+    changes += _assignments("evaluation", ood_samples=ood)
     settings, redone = _engine(saves).fork(run, name, round_index, changes)
     redo = ", ".join(redone)
-    out.print(f"Run '{name}' is a copy of '{run}' with {settings}; round {round_index} will redo: {redo}.")
+    probe = "" if ood is None else f" and {ood} instruction-probe seed{'s' * (ood != 1)}"
+    out.print(f"Run '{name}' is a copy of '{run}' with {settings}{probe}; round {round_index} will redo: {redo}.")
     out.print(f"Run it with: oel loop --run {name}")
 
 

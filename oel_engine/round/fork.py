@@ -96,10 +96,13 @@ def _episode_stage(row: dict) -> str | None:
     return None if stage == "play" else stage  # a person's games stay with their round
 
 
-def fork_run(root: Path, source: str, name: str, round_index: int = 0, **settings) -> LoopConfig:
+def fork_run(root: Path, source: str, name: str, round_index: int = 0, *, ood_samples: int | None = None,
+             **settings) -> LoopConfig:
     """Copy run `source` as `name` with `consolidation` fields changed (loss, teacher_context,
     learning_rate...): round `round_index`'s work that those settings affect is left out, and so
-    is every later round. Returns the fork's configuration. The source is only read."""
+    is every later round. `ood_samples` sets the instruction probe's seeds for the evaluations the
+    fork runs (0: none; an ablation whose probe no comparison reads need not pay for it); the
+    source's stay. Returns the fork's configuration. The source is only read."""
     root = Path(root)
     check_run_name(name)
     settings = {k: v for k, v in settings.items() if v is not None}
@@ -116,8 +119,10 @@ def fork_run(root: Path, source: str, name: str, round_index: int = 0, **setting
             raise OelError(f"run '{source}' has no OEL configuration to fork")
     if not 0 <= round_index < config.rounds:
         raise OelError(f"run '{source}' has rounds 0-{config.rounds - 1}; cannot fork at round {round_index}")
+    evaluation = config.evaluation if ood_samples is None else replace(config.evaluation, ood_samples=ood_samples)
     try:
-        new_config = replace(config, consolidation=replace(config.consolidation, **settings)).validate()
+        new_config = replace(config, consolidation=replace(config.consolidation, **settings),
+                             evaluation=evaluation).validate()
     except TypeError as exc:
         raise OelError(f"unknown consolidation setting for a fork ({exc})") from None
     stages = redone_stages(settings, config.consolidation)
@@ -133,7 +138,8 @@ def fork_run(root: Path, source: str, name: str, round_index: int = 0, **setting
         data["state"] = {k: v for k, v in data.get("state", {}).items() if not redone(v.get("round"), v.get("stage"))}
         for meta in data.get("meta", {}).values():
             meta["config"] = to_dict(new_config)
-            meta["forked_from"] = {"run": source, "round": round_index, "redone": sorted(stages), "settings": settings}
+            meta["forked_from"] = {"run": source, "round": round_index, "redone": sorted(stages), "settings": settings,
+                                   **({} if ood_samples is None else {"ood_samples": ood_samples})}
         index.write(data)
         staging.rename(root / name)
     except BaseException:

@@ -94,22 +94,28 @@ class RunWriting:
 
     def fork(self, source: str, name: str, round_index: int, assignments: list[str]) -> tuple[dict, list[str]]:
         """A new run `name` copying `source` with `consolidation.*` settings changed (an
-        ablation). Returns the changed settings and the stages of `round_index` it redoes."""
+        ablation), and optionally `evaluation.ood_samples` (the instruction probe's seeds in the
+        fork's own evaluations). Returns the changed consolidation settings and the stages of
+        `round_index` it redoes."""
         from dataclasses import asdict
 
         from ..overrides import apply_overrides
         from ..round.fork import fork_run
         from ..run.loop_config import read_config
 
-        if any(not a.startswith("consolidation.") for a in assignments):
-            raise OelError("a fork changes consolidation settings only (consolidation.FIELD=VALUE)")
+        probe = "evaluation.ood_samples="
+        if any(not a.startswith(("consolidation.", probe)) for a in assignments):
+            raise OelError("a fork changes consolidation settings only (consolidation.FIELD=VALUE), "
+                           "and the instruction probe's seeds (evaluation.ood_samples=N)")
         with RunStore(self.saves, source, readonly=True) as store:
             config = read_config(store)
         if config is None:
             raise OelError(f"run '{source}' was not started by `oel loop`; only an OEL run can be forked")
-        changed = asdict(apply_overrides(config, assignments).consolidation)
+        new = apply_overrides(config, assignments)
+        changed = asdict(new.consolidation)
         settings = {k: v for k, v in changed.items() if v != getattr(config.consolidation, k)}
-        fork_run(self.saves, source, name, round_index, **settings)
+        ood = new.evaluation.ood_samples if any(a.startswith(probe) for a in assignments) else None
+        fork_run(self.saves, source, name, round_index, ood_samples=ood, **settings)
         with RunStore(self.saves, name, readonly=True) as store:
             return settings, list(store.meta()["forked_from"]["redone"])
 

@@ -181,3 +181,28 @@ def test_oel_fork_on_the_command_line(tmp_path, tiny_tokenizer):
     assert meta["config"]["consolidation"]["learning_rate"] == 0.0005 and meta["forked_from"]["run"] == "src"
     bad = oel("fork", "--run", "src", "--as", "x2", "--teacher-context", "games", "--saves", str(tmp_path))
     assert bad.returncode == 2 and "teacher context must be" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_fork_can_leave_out_the_instruction_probe_its_source_ran(tmp_path, tiny_tokenizer):
+    """An ablation whose probe no comparison reads (the claims matrix's raw-trajectories fork)
+    skips it; the source keeps its own setting, and a bad seed count is one clear error."""
+    from tests.support import oel
+
+    probed = replace(tiny_config(), evaluation=replace(tiny_config().evaluation, ood_samples=1))
+    store, _ = open_loop_run(tmp_path, "src", probed)
+    store.close()
+    meta = lambda run: next(iter(json.loads((tmp_path / run / "index.json").read_text())["meta"].values()))
+    res = oel("fork", "--run", "src", "--as", "traj", "--teacher-context", "trajectories", "--ood", "0",
+              "--saves", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "0 instruction-probe seeds" in " ".join(res.stdout.split())  # rich wraps lines
+    fork = meta("traj")
+    assert fork["config"]["evaluation"]["ood_samples"] == 0 and fork["forked_from"]["ood_samples"] == 0
+    assert fork["config"]["consolidation"]["teacher_context"] == "trajectories"
+    assert meta("src")["config"]["evaluation"]["ood_samples"] == 1
+    kept = oel("fork", "--run", "src", "--as", "off", "--loss", "offpolicy", "--saves", str(tmp_path))
+    assert kept.returncode == 0 and meta("off")["config"]["evaluation"]["ood_samples"] == 1
+    assert "ood_samples" not in meta("off")["forked_from"]
+    bad = oel("fork", "--run", "src", "--as", "x", "--loss", "full", "--ood", "12", "--saves", str(tmp_path))
+    assert bad.returncode == 2 and "instruction probe seeds must be 0-9" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x").exists()
