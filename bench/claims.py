@@ -6,7 +6,7 @@ same base evaluation, experience and deploy games, another consolidation. Resuma
 same command and finished runs are skipped, a run cut short resumes. Long: start it in the
 background with its log in a file.
 
-    python bench/claims.py > bench/claims.log 2>&1 &          # demo scale, embedded model (~2-3 h)
+    python bench/claims.py > bench/claims.log 2>&1 &          # demo scale, embedded model (~1 h on 2 AMX cores)
     python bench/claims.py --report-only                      # rewrite docs/results.md from the runs
     # two cores, two workers (each runs a main run before its forks):
     OMP_NUM_THREADS=1 python bench/claims.py --worker 1/2 > bench/claims-1.log 2>&1 &
