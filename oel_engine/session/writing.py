@@ -105,7 +105,7 @@ class RunWriting:
 
         probe = "evaluation.ood_samples="
         if any(not a.startswith(("consolidation.", probe)) for a in assignments):
-            raise OelError("a fork changes consolidation settings only (consolidation.FIELD=VALUE), "
+            raise OelError("a fork changes only consolidation settings (consolidation.FIELD=VALUE) "
                            "and the instruction probe's seeds (evaluation.ood_samples=N)")
         with RunStore(self.saves, source, readonly=True) as store:
             config = read_config(store)
