@@ -203,6 +203,10 @@ def test_a_fork_can_leave_out_the_instruction_probe_its_source_ran(tmp_path, tin
     kept = oel("fork", "--run", "src", "--as", "off", "--loss", "offpolicy", "--saves", str(tmp_path))
     assert kept.returncode == 0 and meta("off")["config"]["evaluation"]["ood_samples"] == 1
     assert "ood_samples" not in meta("off")["forked_from"]
+    from oel_engine.session import Engine
+
+    with pytest.raises(OelError, match="only consolidation settings"):
+        Engine(tmp_path).fork("src", "y", 0, ["consolidation.loss=full", "evaluation.episodes=4"])
     bad = oel("fork", "--run", "src", "--as", "x", "--loss", "full", "--ood", "12", "--saves", str(tmp_path))
     assert bad.returncode == 2 and "instruction probe seeds must be 0-9" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "x").exists()
