@@ -176,9 +176,7 @@ class BatchGenerator:
                                                                        [None] * len(prompts), 0)
         with self._eval_mode():
             logits = chunked_prefill(self._forward, input_ids, mask, pos, cache).float()
-        back = torch.empty(len(order), dtype=torch.long)
-        back[torch.tensor(order)] = torch.arange(len(order))
-        return logits[back.to(logits.device)]
+        return logits[torch.tensor(order).argsort().to(logits.device)]  # back in the caller's order
 
     # -- building the batch ---------------------------------------------------------------
 
