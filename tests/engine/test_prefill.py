@@ -40,7 +40,7 @@ def mixed_batch(lm):
     gen.reset_cache()
     gen.generate(turn_prompts(lm, [0, 1]), GREEDY, keys=[0, 1])
     later = turn_prompts(lm, [0, 1], moves_played=2)
-    return [later[0], turn_prompts(lm, [5], moves_played=3)[0], later[1]], [0, 5, 1]
+    return [turn_prompts(lm, [5], moves_played=3)[0], later[0], later[1]], [5, 0, 1]
 
 
 def test_a_chunked_prefill_computes_what_one_forward_does(tiny_lm, monkeypatch):
@@ -69,6 +69,7 @@ def test_rows_reordered_for_the_prefill_come_back_in_the_callers_order(tiny_lm, 
     prompts, keys = mixed_batch(tiny_lm)
     order = gen._prepare(prompts, keys, 4)[0]
     assert order != sorted(order)  # the batch really was reordered
+    assert [order[i] for i in order] != sorted(order)  # and not by a swap: its inverse is another order
     prompts, keys = mixed_batch(tiny_lm)
     together = gen.generate(prompts, GREEDY, keys=keys)
     logits = gen.next_token_logits(prompts)
