@@ -13,7 +13,7 @@ from .decode_step import decode_step_for
 from .generation import BatchGenerator, Generation
 from .inference import InferenceCopy
 from .packed_linear import CLEARLY_FASTER as PACKING_CLEARLY_FASTER
-from .packed_linear import measure_packing
+from .packed_linear import measure_packing, packing_available
 from .precision import choose_inference
 
 
@@ -38,7 +38,8 @@ class LanguageModel:
         self._copy = None
         notes = []  # how sampling runs, beside its precision (recorded with the run's precision)
         if self.inference_precision.choice == "bf16":
-            pack = self.device.type == "cpu" and self.config.pack_weights and packing_pays()
+            # packing needs oneDNN's bf16 path on this CPU (not on an AVX2-only one), then must pay
+            pack = self.device.type == "cpu" and self.config.pack_weights and packing_available() and packing_pays()
             self._copy = InferenceCopy(model, torch.bfloat16, pack=pack, fuse=self.config.fast_decode)
             if pack:
                 notes.append(f"weights packed for oneDNN (measured {measure_packing():.2f}x a plain bf16 linear)")

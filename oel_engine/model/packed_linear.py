@@ -24,11 +24,19 @@ ROWS_HINT = 16  # the decode batch the layout is chosen for; any row count runs 
 CLEARLY_FASTER = 1.1  # packing must beat the plain bf16 linear by this factor to be used
 
 
+@functools.lru_cache(maxsize=None)
 def packing_available() -> bool:
-    """The oneDNN ops exist in this torch build (CPU builds with mkldnn)."""
+    """The oneDNN ops exist in this torch build (CPU builds with mkldnn) and run on this CPU: their
+    bf16 path needs AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT, and an AVX2-only EPYC refuses it."""
     mkldnn = getattr(torch.ops, "mkldnn", None)
-    return (torch.backends.mkldnn.is_available() and mkldnn is not None
-            and hasattr(mkldnn, "_reorder_linear_weight") and hasattr(mkldnn, "_linear_pointwise"))
+    if not (torch.backends.mkldnn.is_available() and mkldnn is not None
+            and hasattr(mkldnn, "_reorder_linear_weight") and hasattr(mkldnn, "_linear_pointwise")):
+        return False
+    try:
+        pack_weight(torch.zeros(8, 8))
+    except RuntimeError:
+        return False
+    return True
 
 
 def pack_weight(weight: torch.Tensor) -> torch.Tensor:
