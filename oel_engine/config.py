@@ -104,6 +104,10 @@ class EvalConfig:
     probe: bool = True
     """Also read the move-probability probe (`good_move_prob`) on the held-out maps' start states,
     with the same prompt as the evaluation's games (one forward pass per map)."""
+    probe_spellings: str = "all"
+    """Which answers the probe counts as a move: `all` (every spelling the action parser reads,
+    `[left]` `[Left]` `[ left ]` `[a]` ..., closed by "]") or `words` (`[left` and the other three
+    words, not closed: how runs made before 2026-12-07 read it, kept to compare with them)."""
     probe_maps: int = 0
     """Held-out maps whose start states the probe reads (0: the maps the games are played on).
     The probe costs one forward pass per map, so it can read more maps than are played."""
@@ -260,6 +264,8 @@ class LoopConfig:
             problems.append("loss must be topk, full or offpolicy")
         if self.evaluation.held_out not in HELD_OUT:
             problems.append(f"held-out maps must be one of {', '.join(HELD_OUT)}")
+        if self.evaluation.probe_spellings not in PROBE_SPELLINGS:
+            problems.append(f"the probe's spellings must be one of {', '.join(PROBE_SPELLINGS)}")
         if self.evaluation.probe_maps < 0:
             problems.append("the probe's maps must be 0 (the played maps) or more")
         if not 0 <= self.evaluation.ood_samples <= 9 or self.evaluation.ood_max_new_tokens < 1:
@@ -283,6 +289,7 @@ class LoopConfig:
 # 468382021 + 78025 + i * 1000 for i < 128).
 REFERENCE_HELD_OUT_BASE, REFERENCE_HELD_OUT_STRIDE = 468_382_021 + 78_025, 1_000
 HELD_OUT = ("ours", "reference")
+PROBE_SPELLINGS = ("all", "words")
 
 
 def eval_seeds(episodes: int, held_out: str = "ours") -> list[int]:

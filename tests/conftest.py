@@ -8,7 +8,13 @@ import pytest
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
-from tests.support import CHAT_TEMPLATE, build_tiny_model, build_tiny_tokenizer
+from tests.support import (
+    CHAT_TEMPLATE,
+    build_qwen_like_tokenizer,
+    build_tiny_model,
+    build_tiny_qwen3,
+    build_tiny_tokenizer,
+)
 
 _SHARED = {}
 
@@ -45,6 +51,31 @@ def sharp_lm(tiny_tokenizer):
 
     model = build_tiny_model(len(tiny_tokenizer), seed=1, init_range=0.2)
     return LanguageModel(model, tiny_tokenizer, name="tiny-sharp", config=ModelConfig(model="tiny", inference_dtype="float32"))
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer():
+    """Qwen's bracket merges: `[left` `[right` `[w` ... are one token, `[up` `[down` two."""
+    return build_qwen_like_tokenizer()
+
+
+@pytest.fixture()
+def qwen_lm(qwen_tokenizer):
+    """A tiny Qwen3-architecture model with larger random weights, on the Qwen-like tokenizer."""
+    from oel_engine.config import ModelConfig
+    from oel_engine.model.lm import LanguageModel
+
+    model = build_tiny_qwen3(len(qwen_tokenizer), seed=1, init_range=0.2)
+    return LanguageModel(model, qwen_tokenizer, name="tiny-qwen3", config=ModelConfig(model="tiny", inference_dtype="float32"))
+
+
+@pytest.fixture(scope="session")
+def qwen_folder(tmp_path_factory, qwen_tokenizer):
+    """The tiny Qwen3 and its Qwen-like tokenizer saved as a Hugging Face folder."""
+    folder = tmp_path_factory.mktemp("model") / "qwen3-tiny"
+    build_tiny_qwen3(len(qwen_tokenizer), seed=3, init_range=0.2).save_pretrained(folder)
+    qwen_tokenizer.save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,13 @@
 """The move-probability probe: what the model would answer on a game state, read in one pass.
 
-The turn prompt (chat template applied) is followed by the opening "[" of the answer, and one
-forward pass gives the next-token distribution; the probe keeps the four move tokens ("up",
-"down", "left", "right") and renormalises them to one (a forced choice). `mass` is how much of
-the whole distribution those four tokens held before renormalising, so a model that would
-rather write something else shows it. The student reads the plain prompt, the teacher the same
-prompt with the experience block inserted where play puts it.
+After the turn prompt (chat template applied), the probe reads the probability that the answer
+begins with each move's text, `[left]` and every other spelling the parser reads as left, over
+the tokenizations a model may write (`answer_paths.py`: Qwen writes `[left` as one token and `[up`
+as two), and renormalises the four moves to one (a forced choice). `mass` is the share of the
+answers opening like a move (with "[", or a token such as Qwen's "[left") that go on to write
+one, so a model that would rather write something else shows it. One forward pass per batch reads it all: the answers' tokens follow the prompt as
+a token tree. The student reads the plain prompt, the teacher the same prompt with the
+experience block inserted where play puts it.
 
 `good_move_prob` is the probability on the good moves (those that start a shortest safe path to
 a win, found by search) averaged over the start states of the held-out maps.
@@ -17,12 +19,18 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from ..config import GameConfig, eval_seeds
+from ..config import PROBE_SPELLINGS, GameConfig, eval_seeds
 from ..games import MOVES, Board, make_game
+from ..games.actions import move_spellings
 from ..games.solve import good_moves
 from ..play.prompts import insert_experience, turn_messages
 
 ANSWER_OPENING = "["
+# Spellings whose path, at its second token, holds less than this share of the probability of
+# opening like a move in every prompt of a batch are not read further (`AnswerMap.worth_reading`).
+# On the embedded model's 64 start states (2-core AVX2 EPYC, float32) 35-37 of 44 tree tokens
+# stay: probabilities and mass move by less than 5e-5, the probe takes 10-20% less time.
+SKIP_BELOW = 1e-5
 
 
 @dataclass
@@ -39,7 +47,7 @@ class ProbeState:
 @dataclass
 class MoveProbs:
     probs: dict[str, float]  # forced choice over MOVES; sums to one
-    mass: float = 1.0  # share of the next-token probability the move tokens held
+    mass: float = 1.0  # share of the answers opening like a move ("[", or Qwen's "[left") that write one
 
     def on(self, moves: Sequence[str]) -> float:
         return sum(self.probs.get(m, 0.0) for m in moves)
@@ -55,7 +63,8 @@ class ProbeResult:
 
     def summary(self) -> dict:
         return {"good_move_prob": round(self.good_move_prob, 4), "good_move_prob_se": round(self.good_move_prob_se, 4),
-                "move_mass": round(self.move_mass, 4), "probe_states": self.states}
+                # significant digits, not decimals: a model that rarely closes a move keeps a mass above 0
+                "move_mass": float(f"{self.move_mass:.4g}"), "probe_states": self.states}
 
 
 def state_of(game) -> ProbeState:
@@ -89,12 +98,13 @@ def uniform_legal(states: Sequence[ProbeState]) -> list[MoveProbs]:
     return [MoveProbs({m: (1 / len(s.legal) if m in s.legal else 0.0) for m in MOVES}) for s in states]
 
 
-def held_out_probe(lm, states: Sequence[ProbeState], experience: str | None = None, stop=None) -> ProbeResult:
+def held_out_probe(lm, states: Sequence[ProbeState], experience: str | None = None, stop=None,
+                   spellings: str = "all") -> ProbeResult:
     """The probe on `states` with `experience` in the prompt: the loaded model, or a random
     legal-move player when `lm` is None. A stop request raises Stopped (a cut probe is no result)."""
     if lm is None:
         return summarise(states, uniform_legal(states))
-    result = MoveProbe(lm, lm.config.batch_size).states(states, experience,
+    result = MoveProbe(lm, lm.config.batch_size, spellings).states(states, experience,
                                                         should_stop=stop.is_set if stop is not None else None)
     if stop is not None:
         stop.check()
@@ -102,49 +112,46 @@ def held_out_probe(lm, states: Sequence[ProbeState], experience: str | None = No
 
 
 class MoveProbe:
-    """Reads move probabilities from a loaded LanguageModel."""
+    """Reads move probabilities from a loaded LanguageModel: for each move, the probability that
+    the answer begins with one of its spellings (`answer_paths.py`), over any tokenization the
+    model may use, as a forced choice among the moves given that the answer opens with "[".
 
-    def __init__(self, lm, batch_size: int = 8):
+    `spellings` is `all` (every spelling the action parser reads, "]" included) or `words` (`[up`
+    `[down` `[left` `[right`: the reading of runs made before 2026-12-07). The prompt is
+    rendered without thinking: the probe reads the answer a thinking model gives after an empty
+    thought, where its answer starts; with thinking on, the answer would start after reasoning
+    the probe does not sample."""
+
+    def __init__(self, lm, batch_size: int = 8, spellings: str = "all"):
+        from .answer_paths import answer_map  # torch: not at import (the app reads MoveProbs without it)
+
         self.lm = lm
         self.batch_size = max(1, batch_size)
-        self._opening, self._move_ids = self._tokens()
-
-    def _tokens(self) -> tuple[list[int], list[int]]:
-        """The tokens of the answer opening, and one distinct token per move after it."""
-        encode = lambda s: self.lm.tokenizer(s, add_special_tokens=False)["input_ids"]
-        context = self.lm.chat_text([{"role": "user", "content": "Move."}])
-        base = encode(context)
-        tails = []
-        for move in MOVES:
-            full = encode(context + ANSWER_OPENING + move)
-            if full[: len(base)] != base:
-                raise ValueError("the tokenizer merges the answer opening into the prompt; the probe cannot read it")
-            tails.append(full[len(base):])
-        shared = 0  # tokens every continuation shares (normally the "[" alone)
-        while all(len(t) > shared + 1 and t[shared] == tails[0][shared] for t in tails):
-            shared += 1
-        ids = [t[shared] for t in tails]
-        if len(set(ids)) != len(ids):
-            raise ValueError("two moves begin with the same token; the probe cannot tell them apart")
-        return tails[0][:shared], ids
+        with lm.thinking(False):
+            context = lm.chat_text([{"role": "user", "content": "Move."}])
+        self.map = answer_map(lm.tokenizer, context, probe_spellings(spellings), ANSWER_OPENING)
 
     def read(self, prompts: Sequence[list[dict]], should_stop: Callable[[], bool] | None = None) -> list[MoveProbs]:
-        """One forward pass per distinct prompt (held-out maps repeat layouts), batched; the
-        prompts' shared preamble is computed once (the generator's root cache)."""
+        """One forward pass per batch of distinct prompts (held-out maps repeat layouts), the
+        answer's token tree read after each; the prompts' shared preamble is computed once (the
+        generator's root cache)."""
         import torch
 
-        sequences = [tuple(self.lm.encode_chat(p) + self._opening) for p in prompts]
+        with self.lm.thinking(False):
+            sequences = [tuple(self.lm.encode_chat(p)) for p in prompts]
         distinct = list(dict.fromkeys(sequences))
-        move_ids = torch.tensor(self._move_ids)
         read: dict[tuple, MoveProbs] = {}
         for start in range(0, len(distinct), self.batch_size):
             if should_stop is not None and should_stop():
                 break
             chunk = distinct[start:start + self.batch_size]
-            full = torch.softmax(self.lm.generator.next_token_logits(chunk), dim=-1).cpu()
-            on_moves = full[:, move_ids]
-            masses = on_moves.sum(-1)
-            chosen = on_moves / masses.clamp_min(1e-30).unsqueeze(-1)
+            read_deeper = lambda first_level: self.map.worth_reading(first_level, SKIP_BELOW)  # noqa: E731
+            moves, opening = self.map.score(
+                self.lm.generator.tree_log_probs(chunk, self.map.tree, self.map.columns, read_deeper))
+            on_moves = torch.stack([moves[m] for m in MOVES], -1)
+            total = torch.logsumexp(on_moves, -1)
+            chosen = torch.exp(on_moves - total.unsqueeze(-1)).nan_to_num(0.0)  # no move at all: all zero
+            masses = torch.exp(total - opening).nan_to_num(0.0).clamp(0.0, 1.0)
             for seq, row, mass in zip(chunk, chosen.tolist(), masses.tolist()):
                 read[seq] = MoveProbs(dict(zip(MOVES, row)), mass)
         return [read[seq] for seq in sequences if seq in read]
@@ -154,3 +161,13 @@ class MoveProbe:
         """Student (no experience) or teacher (the experience inserted) on the given states."""
         prompts = [insert_experience(s.prompt, experience) for s in states]
         return summarise(states, self.read(prompts, should_stop))
+
+
+def probe_spellings(which: str) -> dict[str, tuple[str, ...]]:
+    """The answers that count as each move: `all` the parser's spellings, closed by "]"; `words`
+    the bracket and the word alone, not closed (the reading of runs before 2026-12-07)."""
+    if which == "all":
+        return {m: move_spellings(m) for m in MOVES}
+    if which == "words":
+        return {m: (ANSWER_OPENING + m,) for m in MOVES}
+    raise ValueError(f"unknown probe spellings '{which}': choose one of {', '.join(PROBE_SPELLINGS)}")

@@ -18,6 +18,17 @@ def parse_action(response: str) -> str | None:
     return _WASD.get(word, word)
 
 
+def move_spellings(move: str) -> tuple[str, ...]:
+    """Every answer the parser reads as `move` among the plausible ways to write it: the word and
+    its WASD letter, in lower case, Capitalised and UPPER case, with or without a space inside
+    either bracket ("[left]", "[ Left ]", "[a]", "[A ]" ...). Drawn from the parser itself, so a
+    stricter parser gives fewer."""
+    words = [move] + [letter for letter, word in _WASD.items() if word == move]
+    forms = dict.fromkeys(f for w in words for f in (w, w.capitalize(), w.upper()))
+    candidates = (f"[{lead}{form}{trail}]" for form in forms for lead in ("", " ") for trail in ("", " "))
+    return tuple(s for s in candidates if _ACTION.fullmatch(s) and parse_action(s) == move)
+
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 

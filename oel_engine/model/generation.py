@@ -178,9 +178,72 @@ class BatchGenerator:
             logits = chunked_prefill(self._forward, input_ids, mask, pos, cache).float()
         return logits[torch.tensor(order).argsort().to(logits.device)]  # back in the caller's order
 
+    @torch.no_grad()
+    def tree_log_probs(self, prompts: Sequence[Sequence[int]], tree: TokenTree, columns: Sequence[int],
+                       deeper: Callable[[torch.Tensor], Sequence[int]] | None = None) -> torch.Tensor:
+        """Log-probabilities of the vocabulary ids `columns` after each prompt and after each node
+        of `tree` appended to every prompt: [B, 1 + len(tree), len(columns)] float32, position 0
+        the prompt's end, 1 + i after node i. The tree's tokens follow the prompt's in the same
+        forward pass, each attending to the prompt and to its own ancestors only (a 4D mask), so a
+        branch costs one token rather than a prompt (what tree-shaped speculative decoding does).
+
+        With `deeper`, that pass reads only the tree's first level (the nodes under the prompt's
+        end); `deeper(read so far)` (rows in the caller's order, unread nodes at -inf) names the
+        deeper nodes worth reading, parents before children, and one more pass over the whole
+        batch reads them. Nodes it leaves out stay at -inf."""
+        size = len(tree.tokens)
+        order, prompts, _, cache, mask, pos, input_ids = self._prepare(
+            [list(p) for p in prompts], [None] * len(prompts), 0, reserve=size)
+        batch, device = len(prompts), input_ids.device
+        back = torch.tensor(order).argsort().to(device)  # batch row -> caller's order
+        tokens = torch.tensor(tree.tokens, dtype=torch.long, device=device)
+        depths = torch.tensor(tree.depths(), dtype=torch.long, device=device)
+        ancestors = tree.ancestors().to(device)
+        cols = torch.tensor(list(columns), device=device)
+        dtype = next(self._active.parameters()).dtype
+        last = pos[:, -1:]
+        read = torch.full((batch, 1 + size, len(cols)), float("-inf"), device=device)
+        fed: list[int] = []  # tree nodes in the cache, in the order they follow the prompt
+
+        def log_probs(ids, mask2d, positions, rows_cache, nodes: list[int], with_prompt_end: bool):
+            width = ids.shape[1]
+            keep = torch.arange(width - len(nodes) - int(with_prompt_end), width, device=device)
+            reads = ancestors[nodes][:, fed + nodes]
+            out = self._active(input_ids=ids, attention_mask=tree_attention(mask2d, width, reads, dtype),
+                               position_ids=positions, **with_cache(rows_cache), use_cache=True, logits_to_keep=keep)
+            logits = out.logits.float()
+            return logits[..., cols] - torch.logsumexp(logits, -1, keepdim=True)
+
+        def feed(nodes: list[int], ids, positions, mask2d, with_prompt_end: bool) -> torch.Tensor:
+            """Read `nodes` after `ids` (the prompts' new tokens, or none); returns the 2D mask grown by them."""
+            index = torch.tensor(nodes, dtype=torch.long, device=device)
+            ids = torch.cat([ids, tokens[index].expand(batch, len(nodes))], 1)
+            positions = torch.cat([positions, last + depths[index]], 1)
+            mask2d = torch.cat([mask2d, mask2d.new_ones((batch, len(nodes)))], 1)
+            run = lambda i, m, p, c: log_probs(i, m, p, c, nodes, with_prompt_end)  # noqa: E731
+            out = chunked_prefill(run, ids, mask2d, positions, cache) if with_prompt_end else run(ids, mask2d, positions, cache)
+            if with_prompt_end:
+                read[:, 0] = out[:, 0]
+            read[:, 1 + index] = out[:, int(with_prompt_end):]
+            fed.extend(nodes)
+            return mask2d
+
+        first = list(range(size)) if deeper is None else [i for i, p in enumerate(tree.parents) if p < 0]
+        with self._eval_mode():
+            mask = feed(first, input_ids, pos, mask, True)
+            if deeper is not None:
+                more, known = [n for n in deeper(read[back]) if n not in fed], set(fed)
+                for n in more:
+                    if tree.parents[n] >= 0 and tree.parents[n] not in known:
+                        raise ValueError(f"tree node {n} is to be read before its parent")
+                    known.add(n)
+                if more:
+                    feed(more, input_ids[:, :0], pos[:, :0], mask, False)
+        return read[back]
+
     # -- building the batch ---------------------------------------------------------------
 
-    def _prepare(self, prompts: list[list[int]], keys: list, max_new_tokens: int):
+    def _prepare(self, prompts: list[list[int]], keys: list, max_new_tokens: int, reserve: int = 0):
         """Pick the model to run (asked first: it may reset the cache), refresh the prefixes the
         batch shares, and lay the batch out over the best cached prefix of each row, rows ordered
         by how many new tokens they bring (the prefill runs rows of like length together).
@@ -196,7 +259,7 @@ class BatchGenerator:
         matches = [self.store.best_match(k, p) if self.store.enabled else (None, 0) for k, p in zip(keys, prompts)]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) - matches[i][1])
         prompts, matches = [prompts[i] for i in order], [matches[i] for i in order]
-        return (order, prompts, matches, *self._build_batch(prompts, matches, max_new_tokens))
+        return (order, prompts, matches, *self._build_batch(prompts, matches, max_new_tokens, reserve))
 
     @contextlib.contextmanager
     def _eval_mode(self):
@@ -257,7 +320,9 @@ class BatchGenerator:
         chunked_prefill(self._forward, input_ids, mask, pos, cache)
         self.store.groups = inner + [_row_entry(g, cache, mask, i) for i, g in enumerate(groups)]
 
-    def _build_batch(self, prompts, matches, max_new_tokens: int):
+    def _build_batch(self, prompts, matches, max_new_tokens: int, reserve: int = 0):
+        """The batch over each row's cached prefix; the cache has room for `max_new_tokens`
+        sampled tokens and `reserve` more fed by the caller."""
         device = self.device
         batch = len(prompts)
         reuse = [n for _, n in matches]
@@ -280,7 +345,7 @@ class BatchGenerator:
             mask[i, past_len - own[i] : past_len] = 1
             mask[i, past_len + new_len - len(fresh) :] = 1
         layers = []
-        capacity = past_len + new_len + max_new_tokens + 1
+        capacity = past_len + new_len + max_new_tokens + reserve + 1
         if past_len > 0:
             template = next(e for e, n in matches if e is not None and n > 0)
             for layer in range(len(template.keys)):
@@ -409,6 +474,46 @@ class BatchGenerator:
         if self._step is not None:
             return self._step(tokens, positions, mask, cache)
         return self._forward(tokens[:, None], mask, positions, cache)
+
+
+@dataclass(frozen=True)
+class TokenTree:
+    """Tokens to read after a prompt, as a tree: node i is `tokens[i]` following node `parents[i]`
+    (-1: the prompt's end); a parent comes before its children."""
+
+    tokens: tuple[int, ...]
+    parents: tuple[int, ...]
+
+    def depths(self) -> list[int]:
+        """Each node's distance from the prompt's end (1 for its children): its position offset."""
+        depth: list[int] = []
+        for parent in self.parents:
+            depth.append(1 if parent < 0 else depth[parent] + 1)
+        return depth
+
+    def ancestors(self) -> torch.Tensor:
+        """[n, n] bool: node i may read node j (j is i or one of its ancestors)."""
+        n = len(self.tokens)
+        reads = torch.eye(n, dtype=torch.bool)
+        for i, parent in enumerate(self.parents):
+            if parent >= 0:
+                reads[i] |= reads[parent]
+        return reads
+
+
+def tree_attention(mask: torch.Tensor, width: int, reads: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The additive [B, 1, width, L] mask for `width` new tokens, the last n of them tree nodes,
+    over a cache whose last m positions hold tree nodes (these n among them): causal over the 2D
+    padding `mask` [B, L], except that a tree node reads, among the m, only those `reads` [n, m]
+    says (its ancestors and itself). Every token reads itself, so a padding row stays finite."""
+    length, (n, m) = mask.shape[1], reads.shape
+    keys = torch.arange(length, device=mask.device)
+    queries = torch.arange(length - width, length, device=mask.device)
+    allowed = (keys[None, :] <= queries[:, None])[None] & mask[:, None, :].bool()
+    allowed[:, width - n:, length - m:] = reads
+    allowed |= (keys[None, :] == queries[:, None])[None]
+    return torch.zeros(allowed.shape, dtype=dtype, device=mask.device).masked_fill_(
+        ~allowed, torch.finfo(dtype).min)[:, None]
 
 
 def _row_entry(tokens, cache: BufferCache, mask, i: int) -> PrefixEntry:

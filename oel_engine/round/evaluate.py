@@ -116,7 +116,8 @@ class Evaluate(Stage):
             if self.probe_states is None:
                 ev = ctx.cfg.evaluation
                 self.probe_states = start_states(ctx.cfg.game, ev.probe_maps or ev.episodes, ev.held_out)
-            self.probed[experience] = held_out_probe(ctx.lm, self.probe_states, experience, ctx.stop)
+            self.probed[experience] = held_out_probe(ctx.lm, self.probe_states, experience, ctx.stop,
+                                                     ctx.cfg.evaluation.probe_spellings)
         return self.probed[experience]
 
     def finish(self, ctx: RoundContext, r: int) -> dict:

@@ -14,8 +14,13 @@ def read_config(store: RunStore) -> LoopConfig | None:
     meta = store.meta()
     if "config" not in meta:
         return None
+    stored = meta["config"]
+    evaluation = stored.get("evaluation")
+    if isinstance(evaluation, dict) and "probe_spellings" not in evaluation:
+        # saved before the setting existed: its probe read the four words, and keeps reading them
+        stored = {**stored, "evaluation": {**evaluation, "probe_spellings": "words"}}
     try:
-        return from_dict(LoopConfig, meta["config"]).validate()
+        return from_dict(LoopConfig, stored).validate()
     except (TypeError, ValueError) as exc:
         raise OelError(f"run '{store.name}' has an unreadable configuration ({exc})") from None
 

@@ -43,7 +43,7 @@ class MoveBars(Static):
         lines = Text(summary)
         label, first = columns[0]
         if getattr(first, "mass", 1.0) < 1.0:
-            lines.append(f"\nMove tokens hold {first.mass:.0%} of the probability after '[' ({label}).")
+            lines.append(f"\n{first.mass:.0%} of the answers that open like a move ('[') write one ({label}).")
         if note:
             lines.append(f"\n{note}", style="dim")
         self.update(Group(table, lines))

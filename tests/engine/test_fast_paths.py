@@ -123,8 +123,8 @@ def test_the_probe_reads_each_distinct_prompt_once(tiny_lm):
         game.reset(seed)
         states.append(state_of(game))
     rows = []
-    real = tiny_lm.generator.next_token_logits
-    tiny_lm.generator.next_token_logits = lambda prompts: rows.append(len(prompts)) or real(prompts)
+    real = tiny_lm.generator.tree_log_probs
+    tiny_lm.generator.tree_log_probs = lambda prompts, *a: rows.append(len(prompts)) or real(prompts, *a)
     probe = MoveProbe(tiny_lm, batch_size=8)
     out = probe.read([states[0].prompt, states[1].prompt, states[0].prompt])
     assert sum(rows) == 2 and len(out) == 3

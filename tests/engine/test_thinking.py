@@ -1,7 +1,9 @@
 """Thinking follows the run's settings in every stage, except the instruction probe (always off,
-as the reference runs IFEval); the in-context evaluation reads every one of the K experiences."""
+as the reference runs IFEval) and the move probe (it reads where the answer starts, after an empty
+thought); the in-context evaluation reads every one of the K experiences."""
 
 import shutil
+from contextlib import contextmanager
 from dataclasses import replace
 
 from transformers import AutoTokenizer
@@ -27,17 +29,29 @@ QWEN_LIKE = (
 THOUGHT_OFF = "<think>\n\n</think>"
 
 
-def record_prompts(monkeypatch) -> list[tuple[str, str]]:
-    """Every chat prompt rendered: (first user message, rendered text)."""
-    seen = []
-    render = LanguageModel.chat_text
+def record_prompts(monkeypatch) -> list[tuple[str, str, bool]]:
+    """Every chat prompt rendered: (last user message, rendered text, whether a probe had switched
+    thinking off for it: the instruction probe, and the move probe, which reads where a thinking
+    model's answer starts, after an empty thought)."""
+    seen, switched = [], []
+    render, switch = LanguageModel.chat_text, LanguageModel.thinking
 
     def recording(self, messages):
         text = render(self, messages)
-        seen.append((messages[-1]["content"], text))
+        seen.append((messages[-1]["content"], text, bool(switched)))
         return text
 
+    @contextmanager
+    def switching(self, on):
+        switched.append(on)
+        try:
+            with switch(self, on):
+                yield
+        finally:
+            switched.pop()
+
     monkeypatch.setattr(LanguageModel, "chat_text", recording)
+    monkeypatch.setattr(LanguageModel, "thinking", switching)
     return seen
 
 
@@ -48,11 +62,11 @@ def test_the_probe_prompts_without_thinking_and_leaves_the_setting_as_it_was(tin
     assert THOUGHT_OFF not in tiny_lm.chat_text([{"role": "user", "content": "hi"}])  # thinking on: no empty block
     seen.clear()
     run_probe(tiny_lm, [0], replace(OOD_SAMPLING, max_new_tokens=2), load_prompts()[:3])
-    assert len(seen) == 3 and all(THOUGHT_OFF in text for _, text in seen)
+    assert len(seen) == 3 and all(THOUGHT_OFF in text for _, text, _ in seen)
     assert tiny_lm.config.thinking is True
 
 
-def test_a_run_with_thinking_prompts_with_it_in_every_stage_but_the_probe(tmp_path, tiny_folder, monkeypatch):
+def test_a_run_with_thinking_prompts_with_it_in_every_stage_but_the_probes(tmp_path, tiny_folder, monkeypatch):
     folder = tmp_path / "qwen-like"  # the tiny model, its tokenizer with Qwen3's switch
     shutil.copytree(tiny_folder, folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -67,11 +81,12 @@ def test_a_run_with_thinking_prompts_with_it_in_every_stage_but_the_probe(tmp_pa
     with engine.session("thinks", cfg) as s:
         s.run_rounds(1)
     probe = {p.prompt for p in load_prompts()}
-    game = [text for content, text in seen if content not in probe]
-    asked = [text for content, text in seen if content in probe]
-    assert game and asked
+    game = [text for content, text, switched_off in seen if not switched_off]
+    asked = [text for content, text, switched_off in seen if switched_off and content in probe]
+    moves = [text for content, text, switched_off in seen if switched_off and content not in probe]
+    assert game and asked and moves
     assert not any(THOUGHT_OFF in text for text in game)  # collection, extraction, consolidation, evaluation
-    assert all(THOUGHT_OFF in text for text in asked)
+    assert all(THOUGHT_OFF in text for text in asked + moves)
     with RunStore(tmp_path / "saves", "thinks", readonly=True) as store:
         in_context = store.metrics().of(EvalSample, kind=EvalKind.IN_CONTEXT)
     assert sorted(m.experience_run for m in in_context) == list(range(cfg.extraction.runs))

@@ -27,9 +27,17 @@ from oel_engine.round import RoundRunner
 from oel_engine.run.loop_config import open_loop_run
 
 from .solutions import frozenlake_solution, sokoban_solution
-from .tiny import CHAT_TEMPLATE, CORPUS, build_tiny_model, build_tiny_tokenizer
+from .tiny import (
+    CHAT_TEMPLATE,
+    CORPUS,
+    build_qwen_like_tokenizer,
+    build_tiny_model,
+    build_tiny_qwen3,
+    build_tiny_tokenizer,
+)
 
-__all__ = ["CHAT_TEMPLATE", "CORPUS", "EXPERIENCE", "SMALL", "build_tiny_model", "build_tiny_tokenizer",
+__all__ = ["CHAT_TEMPLATE", "CORPUS", "EXPERIENCE", "SMALL", "build_qwen_like_tokenizer", "build_tiny_model",
+           "build_tiny_qwen3", "build_tiny_tokenizer",
            "distill_config", "folder_config", "frozenlake_solution", "last_json", "new_lm", "oel", "prefixes",
            "run_rounds", "sokoban_solution", "stop_at", "tiny_config", "turn_prompts"]
 

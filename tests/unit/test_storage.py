@@ -188,3 +188,23 @@ def test_the_listing_counts_rounds_by_the_rounds_last_stage():
     assert LAST_STAGE == ROUND[-1]().name
     rows = [{"round": 0, "stage": s().name} for s in ROUND] + [{"round": 1, "stage": ROUND[0]().name}]
     assert rounds_done(rows) == 1
+
+
+def test_a_run_saved_before_the_probe_spellings_setting_keeps_reading_the_four_words(tmp_path):
+    """Its probe numbers were read as `words`; reading them on as `all` would mix two readings in
+    one run. A new run reads `all`."""
+    from oel_engine.config import EvalConfig, LoopConfig, to_dict
+    from oel_engine.run.loop_config import open_loop_run, read_config
+
+    store, config = open_loop_run(tmp_path, "new", LoopConfig(rounds=1))
+    with store:
+        assert config.evaluation.probe_spellings == "all" == read_config(store).evaluation.probe_spellings
+    old = to_dict(LoopConfig(rounds=1))
+    del old["evaluation"]["probe_spellings"]
+    with RunStore(tmp_path, "old") as store:
+        store.set_meta(config=old, game="frozenlake", model="embedded", preset="custom")
+    store, config = open_loop_run(tmp_path, "old", LoopConfig(rounds=1))
+    with store:
+        assert config.evaluation.probe_spellings == "words" == read_config(store).evaluation.probe_spellings
+    with pytest.raises(OelError, match="the probe's spellings must be one of all, words"):
+        LoopConfig(evaluation=EvalConfig(probe_spellings="some")).validate()
