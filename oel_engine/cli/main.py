@@ -669,6 +669,12 @@ def _finish(summary: dict, json_out: bool, title: str) -> None:
         out.print(_metrics_table(title, summary))
 
 
+def _print_notes(exc: BaseException) -> None:
+    """What the failing work kept (`exc.add_note`): the games an evaluation played before it."""
+    for note in getattr(exc, "__notes__", []):
+        console.print(note, highlight=False, soft_wrap=True, markup=False)
+
+
 def main() -> None:
     """Entry point: one-line errors, no tracebacks, library warnings in the log file."""
     from ..logs import route_warnings_to_log
@@ -679,6 +685,7 @@ def main() -> None:
         sys.exit(code if isinstance(code, int) else ExitCode.OK)
     except OelError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _print_notes(exc)
         sys.exit(ExitCode.REFUSED)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -693,6 +700,7 @@ def main() -> None:
             sys.exit(ExitCode.STOPPED)
         first = str(exc).splitlines()[0] if str(exc) else ""
         console.print(f"[red]error:[/] unexpected {type(exc).__name__}: {first}", highlight=False, soft_wrap=True)
+        _print_notes(exc)
         console.print("[dim]set OEL_DEBUG=1 to see the traceback[/]")
         import os
 

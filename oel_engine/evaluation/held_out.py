@@ -100,13 +100,19 @@ def evaluate(
     concurrent: int = 32,
     on_event: EventSink = ignore,
     stop: StopFlag | None = None,
+    on_sample: Callable[[list[Episode]], None] = lambda games: None,
 ) -> tuple[EvalResult, list[Episode]]:
     """`oel eval`: the first `episodes` held-out maps, `samples` times (sampling seeds
-    0..samples-1), through `play_samples` as a round's evaluation plays them."""
+    0..samples-1), through `play_samples` as a round's evaluation plays them. `on_sample` gets
+    each sample's games as soon as they are all played (kept by the caller if a later step fails)."""
     result = EvalResult(game_config.name, policy.info.kind, episodes)
     by_sample: dict[int, list[Episode]] = {}
+
+    def sample_done(sample: int, games: list[Episode]) -> None:
+        by_sample[sample] = games
+        on_sample(games)
+
     play_samples(game_config, eval_seeds(episodes), policy, [(sample, experience) for sample in range(samples)],
-                 lambda sample, games: by_sample.__setitem__(sample, games), experience_name=experience_name,
-                 concurrent=concurrent, on_event=on_event, stop=stop)
+                 sample_done, experience_name=experience_name, concurrent=concurrent, on_event=on_event, stop=stop)
     result.samples = [episode_metrics(by_sample[s]) for s in range(samples)]
     return result, [e for s in range(samples) for e in by_sample[s]]

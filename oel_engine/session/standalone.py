@@ -39,6 +39,20 @@ class StandaloneWork:
                 return run, saved, True
         return run, saved, False
 
+    def keep_games(self, run: str | None, game: GameConfig, model: str, games: list[Episode]) -> str:
+        """Save `games` to run `run` (default: a new eval-<time> run) after the work that played
+        them failed; returns a line saying where (or why they could not be kept)."""
+        from ..run.store import new_run_name
+
+        run = run or new_run_name("eval")
+        try:
+            with self.games_session(run, game, model, "keeping games") as session:
+                session.add_games(games)
+                path = session.store.path
+        except Exception as error:  # the failure that brought us here may be the disk itself
+            return f"the {len(games)} games played before it could not be saved either ({error})"
+        return f"the {len(games)} games played before it are saved in run '{run}' ({path}; oel-tui Replay shows them)"
+
     @staticmethod
     def check_game(config: GameConfig) -> None:
         """Refuse sizes the game cannot build, with one clear line."""
@@ -62,12 +76,23 @@ class StandaloneWork:
                  on_event: EventSink = ignore, stop: StopFlag | None = None) -> dict:
         """Held-out evaluation (mean and spread over samples); with `run`, its games and summary
         are saved there. A stopped evaluation raises Stopped and records nothing."""
+        from ..errors import Stopped
         from ..evaluation.held_out import evaluate
         from ..metrics import EvalKind, EvalSummary
 
-        result, played = evaluate(game, policy, episodes, samples, experience=experience,
-                                  experience_name=experience_name, concurrent=concurrent, on_event=on_event, stop=stop)
-        summary = {**result.summary(), **self.probe_held_out(game, episodes, experience, stop), "experience": experience_name}
+        finished: list[Episode] = []
+        try:
+            result, played = evaluate(game, policy, episodes, samples, experience=experience,
+                                      experience_name=experience_name, concurrent=concurrent, on_event=on_event,
+                                      stop=stop, on_sample=finished.extend)
+            summary = {**result.summary(), **self.probe_held_out(game, episodes, experience, stop),
+                       "experience": experience_name}
+        except Stopped:
+            raise
+        except Exception as exc:  # games played before a late failure are kept, and the error says where
+            if finished:
+                exc.add_note(self.keep_games(run, game, policy.info.model or policy.info.kind, finished))
+            raise
         if run:
             with self.games_session(run, game, summary["policy"], "saving an evaluation") as session:
                 session.add_games(played)

@@ -85,3 +85,26 @@ def test_library_warnings_go_to_the_log_not_the_screen(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "deprecated" not in res.stdout + res.stderr
     assert "FutureWarning" in log.read_text() and "past_key_values" in log.read_text()
+
+
+def test_an_evaluation_that_fails_after_its_games_keeps_them_and_says_where(tmp_path):
+    """A failure after the games (here the probe, as Qwen's tokens once broke it) used to lose them."""
+    from oel_engine.config import eval_seeds
+
+    saves = tmp_path / "saves"
+    script = tmp_path / "failing_eval.py"
+    script.write_text(
+        "import sys\nfrom oel_engine.session import Engine\n"
+        "def broken(*args, **kwargs):\n    raise ValueError('the probe broke')\n"
+        "Engine.probe_held_out = broken\nfrom oel_engine.cli.main import main\n"
+        f"sys.argv = ['oel', 'eval', '--episodes', '4', '--samples', '2', '--saves', {str(saves)!r}] + sys.argv[1:]\n"
+        "main()\n")
+    for extra, run in (([], None), (["--run", "mine"], "mine")):
+        res = subprocess.run([sys.executable, str(script), *extra], capture_output=True, text=True, timeout=120)
+        said = " ".join((res.stdout + res.stderr).split())
+        assert res.returncode == 1 and "unexpected ValueError: the probe broke" in said
+        assert "the 8 games played before it are saved in run '" in said and "Traceback" not in said
+        run = run or said.split("saved in run '")[1].split("'")[0]
+        assert run.startswith("eval-") or run == "mine"
+        lines = (saves / run / "trajectories.jsonl").read_text().splitlines()
+        assert sorted(json.loads(line)["seed"] for line in lines) == sorted(eval_seeds(4) * 2)  # both samples' maps
