@@ -371,8 +371,9 @@ def runs(saves: Optional[Path] = SavesOpt, json_out: bool = JsonOpt):
 ExperienceFileOpt = typer.Option(None, "--experience", help="an experience file: the teacher's context instead of extracted experience (see examples/lessons/)")
 BackendOpt = typer.Option(None, "--backend", help="ours (default) or trl: TRL's SDFTTrainer with the same settings (the [trl] extra; runs under accelerate launch)")
 TeacherContextOpt = typer.Option(None, "--teacher-context", help="experience (the method), trajectories (the paper's raw-game baseline) or lessons (no extraction: the --experience file and the lessons written in the app)")
-PresetOpt = typer.Option("demo", "--preset", help="demo (CPU, embedded model), teach (rounds of lessons, about 3 "
-                         "minutes each on a CPU), paper-frozenlake or paper-sokoban (the reference's recipes, GPU)")
+PresetOpt = typer.Option(None, "--preset", help="demo (CPU, embedded model; the default for a new run), teach "
+                         "(rounds of lessons, about 3 minutes each on a CPU), paper-frozenlake or paper-sokoban (the "
+                         "reference's recipes, GPU); an existing run keeps its own")
 RunOpt = typer.Option(..., "--run", help="run name (created if new, resumed if it exists)")
 RunGameOpt = typer.Option(None, "--game", help="frozenlake or sokoban (default: the preset's game, else frozenlake)")
 RunModelOpt = typer.Option(None, "--model", help="embedded, a Hugging Face id, or a local folder (default: the "
@@ -381,6 +382,12 @@ RunModelOpt = typer.Option(None, "--model", help="embedded, a Hugging Face id, o
 RunThinkOpt = typer.Option(None, "--thinking/--no-thinking", help="Qwen3-style thinking (default: the preset's)")
 SetOpt = typer.Option(None, "--set", help="section.field=value, repeatable: any setting of the run "
                       "(`oel config --preset NAME` lists them); on an existing run only what has not started")
+
+
+def _resuming(engine, run: str, preset: Optional[str], game: Optional[str], model: Optional[str]) -> bool:
+    """`--run NAME` alone on an existing run: it goes on with its own settings (a paper-preset run or
+    a fork resumes without repeating its preset and model); with any of them, they are checked."""
+    return preset is None and game is None and model is None and (engine.saves / run).is_dir()
 
 
 @contextmanager
@@ -413,13 +420,14 @@ def _round_table(name: str, report) -> Table:
     return table
 
 
-def _run_config(preset: str, game: Optional[str], model: Optional[str], device: str, thinking: Optional[bool],
+def _run_config(preset: str | None, game: Optional[str], model: Optional[str], device: str, thinking: Optional[bool],
                 allow_download: bool, rounds: int | None, size: int, holes: int, room: int, boxes: int, max_turns: int,
                 settings: list[str] = (), seed: int | None = None):
-    """A new run's configuration: the preset (with its own game and model unless given), then
-    `--thinking` and every `--set`. Returns it with the assignments to record."""
+    """A new run's configuration: the preset (`demo` unless given, with its own game and model
+    unless given), then `--thinking` and every `--set`. Returns it with the assignments to record."""
     from ..presets import build, default_game, default_model, default_rounds
 
+    preset = preset or "demo"
     game_config = _game_config(game or default_game(preset).name, size, holes, room, boxes, max_turns)
     model_config = ModelConfig(model=model or default_model(preset), device=device, allow_download=allow_download)
     config = build(preset, game_config, model_config, rounds or default_rounds(preset))
@@ -494,15 +502,19 @@ def loop(
     # the shorthand flags are settings like any other: one mechanism, recorded in the run
     shorthands = (_assignments("consolidation", teacher_context=teacher_context, loss=loss, backend=backend)
                   + _assignments("evaluation", ood_samples=ood_samples))
-    config, changes = _run_config(preset, game, model, device, thinking, allow_download, rounds, size, holes, room,
-                                  boxes, max_turns, shorthands + list(settings or []), seed=seed)
     engine = _engine(saves)
     new_run = not (engine.saves / run).is_dir()
+    if _resuming(engine, run, preset, game, model):
+        config = None
+        changes = ([f"model.thinking={thinking}"] if thinking is not None else []) + shorthands + list(settings or [])
+    else:
+        config, changes = _run_config(preset, game, model, device, thinking, allow_download, rounds, size, holes, room,
+                                      boxes, max_turns, shorthands + list(settings or []), seed=seed)
     with _working(engine, run, config, json_out) as (session, view, stop):
         if new_run:
             session.note_settings([f"created: {c}" for c in changes])
         else:
-            session.apply_settings(changes)
+            session.apply_settings(changes + ([f"rounds={rounds}"] if rounds and rounds > session.config.rounds else []))
         if experience is not None:
             session.use_experience_file(experience)
         _status(f"Run {run} is in {session.store.path}; watch it live from another terminal (or over SSH): "
@@ -538,8 +550,10 @@ def extract(
     size: int = SizeOpt, holes: int = HolesOpt, room: int = RoomOpt, boxes: int = BoxesOpt, max_turns: int = TurnsOpt,
 ):
     """Extract experience for the run's current round (a new run starts from --preset)."""
-    config, _ = _run_config(preset, game, model, device, thinking, False, 1, size, holes, room, boxes, max_turns)
-    with _working(_engine(saves), run, config, json_out) as (session, view, stop):
+    engine = _engine(saves)
+    config = None if _resuming(engine, run, preset, game, model) else \
+        _run_config(preset, game, model, device, thinking, False, 1, size, holes, room, boxes, max_turns)[0]
+    with _working(engine, run, config, json_out) as (session, view, stop):
         session.apply_settings(_assignments("extraction", format=format, runs=runs, steps=steps))
         session.run("extract", view, stop)
         x, r = session.config.extraction, session.current_round
