@@ -276,6 +276,10 @@ class LoopConfig:
             problems.append("consolidation backend must be ours or trl")
         elif c.backend == "trl" and c.loss != "topk":
             problems.append("the TRL backend runs the reference's top-k loss only (loss topk, or backend ours)")
+        elif c.backend == "trl" and c.update != "lora":
+            # said before a round starts, not after its extraction and collection (the paper presets train in full)
+            problems.append("the TRL backend trains a LoRA adapter (its teacher is the base with the adapter off): "
+                            "set consolidation.update=lora, or keep backend ours for full fine-tuning")
         if c.teacher_context not in TEACHER_CONTEXTS:
             problems.append(f"teacher context must be one of {', '.join(TEACHER_CONTEXTS)}")
         if c.autocast not in ("auto", "bf16", "off"):

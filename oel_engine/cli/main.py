@@ -608,7 +608,8 @@ def consolidate(
     for col in ("step", "loss", "reverse KL", "top-k mass", "response tokens", "seconds"):
         table.add_column(col, justify="right")
     for m in steps_done:
-        table.add_row(str(m.step), f"{m.loss:.4f}", f"{m.reverse_kl:.4f}", f"{m.topk_mass:.3f}",
+        table.add_row(str(m.step), f"{m.loss:.4f}", f"{m.reverse_kl:.4f}",
+                      "-" if m.topk_mass is None else f"{m.topk_mass:.3f}",  # TRL's steps do not report it
                       f"{m.mean_response_tokens:.1f}", f"{m.seconds:.1f}")
     out.print(table)
     out.print(f"Teacher's context: {source}")

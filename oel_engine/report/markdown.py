@@ -102,8 +102,9 @@ def _training(run: RunData, out: Path) -> list[str]:
           "|---|---|---|---|---|---|"]
     for r in sorted({s.round for s in steps}):
         mine = [s for s in steps if s.round == r]
+        masses = [s.topk_mass for s in mine if s.topk_mass is not None]  # TRL's steps do not report it
         md.append(f"| {r} | {len(mine)} | {mine[0].loss:.4f} | {mine[-1].loss:.4f} | {mine[-1].reverse_kl:.4f} | "
-                  f"{mean_sd(s.topk_mass for s in mine)[0]:.3f} |")
+                  f"{f'{mean_sd(masses)[0]:.3f}' if masses else '-'} |")
     for key, name in (("loss", "loss"), ("reverse_kl", "reverse KL"), ("topk_mass", "top-k mass")):
         points = [(x(s), getattr(s, key)) for s in steps if getattr(s, key, None) is not None]
         lines(out / f"{key}.png", f"{name} per optimizer step", {name: points}, "step", name, marks=marks)

@@ -53,10 +53,11 @@ def run_summary(log: MetricsLog) -> dict:
         entry["peak_memory_mb"] = max((t.peak_memory_mb for t in times), default=0.0)
         steps = consolidation_steps(log, r)
         if steps:
+            masses = [s.topk_mass for s in steps if s.topk_mass is not None]  # TRL's steps do not report it
             entry["consolidation"] = {
                 "steps": len(steps), "first_loss": steps[0].loss, "last_loss": steps[-1].loss,
                 "first_reverse_kl": steps[0].reverse_kl, "last_reverse_kl": steps[-1].reverse_kl,
-                "mean_topk_mass": round(mean_sd(s.topk_mass for s in steps)[0], 4),
+                "mean_topk_mass": round(mean_sd(masses)[0], 4) if masses else None,
                 "skipped_steps": sum(s.skipped for s in log.of(ConsolidateStep, round=r)),
             }
         out.append(entry)

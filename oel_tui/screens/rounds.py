@@ -121,8 +121,9 @@ class RoundsScreen(Screen):
             "Training loss and reverse KL per step",
             [Series("loss", x, [m.loss for m in steps]), Series("reverse KL", x, [m.reverse_kl for m in steps])],
             xlabel="optimizer step (all rounds)")
+        reported = [(i, m.topk_mass) for i, m in zip(x, steps) if m.topk_mass is not None]  # not by TRL's steps
         self.query_one("#mass-chart", Chart).show(
-            "Top-k mass per step", [Series("top-k mass", x, [m.topk_mass for m in steps])],
+            "Top-k mass per step", [Series("top-k mass", [i for i, _ in reported], [v for _, v in reported])],
             xlabel="optimizer step (all rounds)")
         summaries = eval_summaries(self.metrics)
         for chart, key, title in (("#pass-chart", "pass_rate", "Pass rate"),
