@@ -38,7 +38,7 @@ from .tiny import (
 
 __all__ = ["CHAT_TEMPLATE", "CORPUS", "EXPERIENCE", "SMALL", "build_qwen_like_tokenizer", "build_tiny_model",
            "build_tiny_qwen3", "build_tiny_tokenizer",
-           "distill_config", "folder_config", "frozenlake_solution", "last_json", "new_lm", "oel", "prefixes",
+           "distill_config", "folder_config", "frozenlake_solution", "last_json", "new_lm", "oel", "oel_many", "prefixes",
            "run_rounds", "sokoban_solution", "stop_at", "tiny_config", "turn_prompts"]
 
 # -- small configurations and models ------------------------------------------------------------
@@ -136,6 +136,32 @@ def turn_prompts(lm, seeds, moves_played=0):
 
 def oel(*args, timeout=600):
     return subprocess.run([sys.executable, "-m", "oel_engine.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+# several commands in one process: `main()` as the `oel` script runs it, each command's output apart
+_MANY = """
+import contextlib, io, json, sys
+from oel_engine.cli.main import main
+for args in json.loads(sys.stdin.read()):
+    sys.argv = ["oel", *args]
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code or 0
+    print(json.dumps({"returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue()}), flush=True)
+"""
+
+
+def oel_many(*commands: list[str], timeout=600) -> list[subprocess.CompletedProcess]:
+    """`oel` commands run one after another in one Python process (torch and transformers are
+    imported once: ~9 s a process here); one result each."""
+    res = subprocess.run([sys.executable, "-c", _MANY], input=json.dumps([list(c) for c in commands]),
+                         capture_output=True, text=True, timeout=timeout)
+    results = [json.loads(line) for line in res.stdout.splitlines() if line.startswith('{"returncode"')]
+    assert results, f"the commands did not run: {res.stderr[-2000:]}"
+    return [subprocess.CompletedProcess(c, r["returncode"], r["stdout"], r["stderr"]) for c, r in zip(commands, results)]
 
 
 def last_json(res):
