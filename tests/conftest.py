@@ -34,23 +34,31 @@ def _the_shared_tokenizer_stays_as_built():
     assert tokenizer is None or tokenizer.chat_template == CHAT_TEMPLATE, "a test left the shared tokenizer changed"
 
 
-@pytest.fixture()
-def tiny_lm(tiny_tokenizer):
+def float32_lm(model, tokenizer, name: str):
+    """A LanguageModel sampling in float32 (`auto` would depend on the CPU the tests run on)."""
     from oel_engine.config import ModelConfig
     from oel_engine.model.lm import LanguageModel
 
-    model = build_tiny_model(len(tiny_tokenizer))
-    return LanguageModel(model, tiny_tokenizer, name="tiny-random", config=ModelConfig(model="tiny", inference_dtype="float32"))
+    return LanguageModel(model, tokenizer, name=name, config=ModelConfig(model="tiny", inference_dtype="float32"))
+
+
+def saved_folder(tmp_path_factory, name: str, model, tokenizer):
+    """`model` and `tokenizer` as a Hugging Face folder, for code that loads models by path."""
+    folder = tmp_path_factory.mktemp("model") / name
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture()
+def tiny_lm(tiny_tokenizer):
+    return float32_lm(build_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, "tiny-random")
 
 
 @pytest.fixture()
 def sharp_lm(tiny_tokenizer):
     """A tiny model with larger random weights: peaked distributions that context can move."""
-    from oel_engine.config import ModelConfig
-    from oel_engine.model.lm import LanguageModel
-
-    model = build_tiny_model(len(tiny_tokenizer), seed=1, init_range=0.2)
-    return LanguageModel(model, tiny_tokenizer, name="tiny-sharp", config=ModelConfig(model="tiny", inference_dtype="float32"))
+    return float32_lm(build_tiny_model(len(tiny_tokenizer), seed=1, init_range=0.2), tiny_tokenizer, "tiny-sharp")
 
 
 @pytest.fixture(scope="session")
@@ -62,26 +70,18 @@ def qwen_tokenizer():
 @pytest.fixture()
 def qwen_lm(qwen_tokenizer):
     """A tiny Qwen3-architecture model with larger random weights, on the Qwen-like tokenizer."""
-    from oel_engine.config import ModelConfig
-    from oel_engine.model.lm import LanguageModel
-
-    model = build_tiny_qwen3(len(qwen_tokenizer), seed=1, init_range=0.2)
-    return LanguageModel(model, qwen_tokenizer, name="tiny-qwen3", config=ModelConfig(model="tiny", inference_dtype="float32"))
+    return float32_lm(build_tiny_qwen3(len(qwen_tokenizer), seed=1, init_range=0.2), qwen_tokenizer, "tiny-qwen3")
 
 
 @pytest.fixture(scope="session")
 def qwen_folder(tmp_path_factory, qwen_tokenizer):
     """The tiny Qwen3 and its Qwen-like tokenizer saved as a Hugging Face folder."""
-    folder = tmp_path_factory.mktemp("model") / "qwen3-tiny"
-    build_tiny_qwen3(len(qwen_tokenizer), seed=3, init_range=0.2).save_pretrained(folder)
-    qwen_tokenizer.save_pretrained(folder)
-    return folder
+    return saved_folder(tmp_path_factory, "qwen3-tiny", build_tiny_qwen3(len(qwen_tokenizer), seed=3, init_range=0.2),
+                        qwen_tokenizer)
 
 
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory, tiny_tokenizer):
     """A tiny model saved as a Hugging Face folder, for code that loads models by path."""
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    build_tiny_model(len(tiny_tokenizer), seed=3, init_range=0.2).save_pretrained(folder)
-    tiny_tokenizer.save_pretrained(folder)
-    return folder
+    return saved_folder(tmp_path_factory, "tiny", build_tiny_model(len(tiny_tokenizer), seed=3, init_range=0.2),
+                        tiny_tokenizer)

@@ -384,10 +384,10 @@ SetOpt = typer.Option(None, "--set", help="section.field=value, repeatable: any 
                       "(`oel config --preset NAME` lists them); on an existing run only what has not started")
 
 
-def _resuming(engine, run: str, preset: Optional[str], game: Optional[str], model: Optional[str]) -> bool:
+def _resuming(exists: bool, preset: Optional[str], game: Optional[str], model: Optional[str]) -> bool:
     """`--run NAME` alone on an existing run: it goes on with its own settings (a paper-preset run or
     a fork resumes without repeating its preset and model); with any of them, they are checked."""
-    return preset is None and game is None and model is None and (engine.saves / run).is_dir()
+    return exists and preset is None and game is None and model is None
 
 
 @contextmanager
@@ -504,7 +504,7 @@ def loop(
                   + _assignments("evaluation", ood_samples=ood_samples))
     engine = _engine(saves)
     new_run = not (engine.saves / run).is_dir()
-    if _resuming(engine, run, preset, game, model):
+    if _resuming(not new_run, preset, game, model):
         config = None
         changes = ([f"model.thinking={thinking}"] if thinking is not None else []) + shorthands + list(settings or [])
     else:
@@ -551,7 +551,7 @@ def extract(
 ):
     """Extract experience for the run's current round (a new run starts from --preset)."""
     engine = _engine(saves)
-    config = None if _resuming(engine, run, preset, game, model) else \
+    config = None if _resuming((engine.saves / run).is_dir(), preset, game, model) else \
         _run_config(preset, game, model, device, thinking, False, 1, size, holes, room, boxes, max_turns)[0]
     with _working(engine, run, config, json_out) as (session, view, stop):
         session.apply_settings(_assignments("extraction", format=format, runs=runs, steps=steps))

@@ -5,9 +5,10 @@ begins with each move's text, `[left]` and every other spelling the parser reads
 the tokenizations a model may write (`answer_paths.py`: Qwen writes `[left` as one token and `[up`
 as two), and renormalises the four moves to one (a forced choice). `mass` is the share of the
 answers opening like a move (with "[", or a token such as Qwen's "[left") that go on to write
-one, so a model that would rather write something else shows it. One forward pass per batch reads it all: the answers' tokens follow the prompt as
-a token tree. The student reads the plain prompt, the teacher the same prompt with the
-experience block inserted where play puts it.
+one, so a model that would rather write something else shows it. The answers' tokens follow the
+prompts of a batch as a token tree, read in the prompts' forward pass and one more. The student
+reads the plain prompt, the teacher the same prompt with the experience block inserted where
+play puts it.
 
 `good_move_prob` is the probability on the good moves (those that start a shortest safe path to
 a win, found by search) averaged over the start states of the held-out maps.
@@ -114,7 +115,7 @@ def held_out_probe(lm, states: Sequence[ProbeState], experience: str | None = No
 class MoveProbe:
     """Reads move probabilities from a loaded LanguageModel: for each move, the probability that
     the answer begins with one of its spellings (`answer_paths.py`), over any tokenization the
-    model may use, as a forced choice among the moves given that the answer opens with "[".
+    model may use, as a forced choice among the moves (given that the answer writes one).
 
     `spellings` is `all` (every spelling the action parser reads, "]" included) or `words` (`[up`
     `[down` `[left` `[right`: the reading of runs made before 2026-12-07). The prompt is
@@ -132,20 +133,19 @@ class MoveProbe:
         self.map = answer_map(lm.tokenizer, context, probe_spellings(spellings), ANSWER_OPENING)
 
     def read(self, prompts: Sequence[list[dict]], should_stop: Callable[[], bool] | None = None) -> list[MoveProbs]:
-        """One forward pass per batch of distinct prompts (held-out maps repeat layouts), the
-        answer's token tree read after each; the prompts' shared preamble is computed once (the
-        generator's root cache)."""
+        """Batches of distinct prompts (held-out maps repeat layouts), the answers' token tree read
+        after each; the prompts' shared preamble is computed once (the generator's root cache)."""
         import torch
 
         with self.lm.thinking(False):
             sequences = [tuple(self.lm.encode_chat(p)) for p in prompts]
         distinct = list(dict.fromkeys(sequences))
         read: dict[tuple, MoveProbs] = {}
+        read_deeper = lambda first_level: self.map.worth_reading(first_level, SKIP_BELOW)  # noqa: E731
         for start in range(0, len(distinct), self.batch_size):
             if should_stop is not None and should_stop():
                 break
             chunk = distinct[start:start + self.batch_size]
-            read_deeper = lambda first_level: self.map.worth_reading(first_level, SKIP_BELOW)  # noqa: E731
             moves, opening = self.map.score(
                 self.lm.generator.tree_log_probs(chunk, self.map.tree, self.map.columns, read_deeper))
             on_moves = torch.stack([moves[m] for m in MOVES], -1)

@@ -39,7 +39,7 @@ class StandaloneWork:
                 return run, saved, True
         return run, saved, False
 
-    def keep_games(self, run: str | None, game: GameConfig, model: str, games: list[Episode]) -> str:
+    def _keep_games(self, run: str | None, game: GameConfig, model: str, games: list[Episode]) -> str:
         """Save `games` to run `run` (default: a new eval-<time> run) after the work that played
         them failed; returns a line saying where (or why they could not be kept)."""
         from ..run.store import new_run_name
@@ -91,7 +91,7 @@ class StandaloneWork:
             raise
         except Exception as exc:  # games played before a late failure are kept, and the error says where
             if finished:
-                exc.add_note(self.keep_games(run, game, policy.info.model or policy.info.kind, finished))
+                exc.add_note(self._keep_games(run, game, policy.info.model or policy.info.kind, finished))
             raise
         if run:
             with self.games_session(run, game, summary["policy"], "saving an evaluation") as session:
